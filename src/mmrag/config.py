@@ -1,0 +1,130 @@
+"""The one settings object, read once by :class:`mmrag.Index` and passed down by section.
+
+Sources, highest priority first: keyword arguments, ``MMRAG_*`` environment variables
+(nested with ``__``: ``MMRAG_SEARCH__FUSION=weighted``), a TOML file (``MMRAG_CONFIG`` or
+the ``config=`` argument), then defaults. Only this module reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class IngestSettings(BaseModel):
+    include: list[str] = Field(default_factory=list, description="globs a folder's files must match")
+    exclude: list[str] = Field(default_factory=lambda: [".*", "**/.*", "**/__pycache__/**"])
+    chunk_size: int = Field(1000, ge=100, description="characters per text chunk")
+    chunk_overlap: int = Field(200, ge=0)
+    allow_private_urls: bool = Field(
+        False, description="allow URLs resolving to loopback/private/link-local addresses")
+    url_timeout: float = 30.0
+    max_bytes: int = Field(512 * 2**20, description="largest source accepted")
+    max_image_pixels: int = Field(
+        450_000_000, description="decompression-bomb limit; larger images are refused")
+    pdf_dpi: int = Field(110, ge=36, le=600, description="page render resolution")
+    pdf_password: str | None = None
+    batch_size: int = Field(16, ge=1, description="documents committed per store write")
+
+
+class EncodeSettings(BaseModel):
+    text_encoder: str = "sentence-transformers"
+    text_model: str = Field("", description="id or path; empty = bundled all-MiniLM-L6-v2")
+    vision_encoder: str = "clip"
+    vision_model: str = Field("", description="CLIP/SigLIP hub id or local path")
+    device: str = "cpu"
+    threads: int = Field(0, ge=0, description="torch threads; 0 = library default")
+    batch_size: int = Field(32, ge=1)
+
+
+class StoreSettings(BaseModel):
+    backend: str = "lancedb"
+    uri: str = Field("", description="empty = inside the index folder")
+    collection: str = "items"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SearchSettings(BaseModel):
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = 60
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="dense weight in weighted fusion")
+    query_fusion: Literal["early", "late"] = "late"
+    image_weight: float = Field(0.5, ge=0.0, le=1.0, description="image share in early fusion")
+    group_by: Literal["item", "page", "doc"] = "page"
+    candidates: int = Field(50, ge=1, description="per-retriever list length before fusion")
+
+
+class MediaSettings(BaseModel):
+    keep: Literal["original", "resized"] = "original"
+    max_side: int = Field(1600, ge=64, description="longest side when keep='resized'")
+    page_format: Literal["png", "jpeg", "webp"] = "webp"
+
+
+class Settings(BaseSettings):
+    """All of mmrag's knobs; see the README for the TOML layout."""
+
+    model_config = SettingsConfigDict(env_prefix="MMRAG_", env_nested_delimiter="__",
+                                      extra="ignore")
+
+    profile: str = Field("", description="offline | clip; empty = clip if a vision model is set")
+    debug: bool = False
+    show_progress: bool | None = None
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    encode: EncodeSettings = Field(default_factory=EncodeSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = os.environ.get("MMRAG_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml)))
+        return tuple(sources)
+
+    @property
+    def resolved_profile(self) -> str:
+        return self.profile or ("clip" if self.encode.vision_model else "offline")
+
+    @classmethod
+    def load(cls, config: str | Path | None = None, **overrides: Any) -> Settings:
+        """Build settings from a TOML file plus overrides.
+
+        Overrides accept nested dicts (``search={"fusion": "weighted"}``) or flat
+        ``section__key`` names (``search__fusion="weighted"``).
+        """
+        nested: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if "__" in key:
+                section, _, sub = key.partition("__")
+                nested.setdefault(section, {})[sub] = value
+            elif isinstance(value, dict) and isinstance(nested.get(key), dict):
+                nested[key].update(value)
+            else:
+                nested[key] = value
+        if config is None:
+            return cls(**nested)
+        toml = TomlConfigSettingsSource(cls, toml_file=Path(config))()
+        for key, value in nested.items():
+            if isinstance(value, dict) and isinstance(toml.get(key), dict):
+                toml[key] = {**toml[key], **value}
+            else:
+                toml[key] = value
+        return cls(**toml)

@@ -1,0 +1,52 @@
+"""The store stage's contract, shared by the LanceDB and Milvus backends.
+
+A store keeps items (scalar columns from :meth:`Item.to_row`), one vector column per
+vector space, and a full-text index over ``text``. Fusion, grouping and query encoding
+live in ``search/`` so every backend behaves alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..registry import Registry
+from ..types import Filters, Item
+
+ScoredItems = list[tuple[Item, float]]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Constructed as ``Store(uri, collection, spaces={"text": 384}, **options)``.
+
+    ``add`` is atomic per call: after a crash either all of its rows are visible or none.
+    Vector rows that are all-NaN mean "no vector in this space" for that item; such rows
+    are never returned by :meth:`dense` for that space. Higher scores are better.
+    """
+
+    def add(self, items: Sequence[Item], vectors: Mapping[str, np.ndarray]) -> None: ...
+
+    def delete(self, doc_ids: Sequence[str]) -> int: ...
+
+    def get(self, ids: Sequence[str]) -> list[Item]: ...
+
+    def dense(self, space: str, vector: np.ndarray, k: int,
+              filters: Filters | None = None) -> ScoredItems: ...
+
+    def bm25(self, query: str, k: int, filters: Filters | None = None) -> ScoredItems: ...
+
+    def doc_ids(self) -> set[str]: ...
+
+    def count(self) -> int: ...
+
+    def optimize(self) -> None:
+        """Fold new rows into the ANN and full-text indexes (LanceDB indexes lazily)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+stores: Registry[Store] = Registry("store")

@@ -1,0 +1,205 @@
+"""Plain data that flows between the stages.
+
+Every stage imports this module and its own ``base.py`` only, so these types are the
+whole vocabulary shared by ingest, encode, store and search.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Modality = Literal["image", "text", "page"]
+MODALITIES: tuple[str, ...] = ("image", "text", "page")
+
+
+@dataclass(slots=True)
+class Blob:
+    """Raw bytes of one source plus where they came from.
+
+    Loaders never touch the network or the file system: the resolver turns every kind of
+    source (path, URL, bytes, base64) into a Blob first, so loaders stay pure functions.
+    """
+
+    uri: str
+    data: bytes
+    name: str
+    mime: str = "application/octet-stream"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Item:
+    """One searchable unit: a text chunk, a whole image, or a PDF page.
+
+    ``media`` is the content hash of the stored media file (page render or image), empty
+    for pure text. ``text`` is what BM25 and the text encoder see.
+    """
+
+    id: str
+    doc_id: str
+    source: str
+    modality: str
+    text: str = ""
+    page: int = 1
+    chunk_start: int = 0
+    chunk_end: int = 0
+    section: str = ""
+    bbox: tuple[float, float, float, float] | None = None
+    mime: str = ""
+    size: int = 0
+    created: float = field(default_factory=time.time)
+    media: str = ""
+    name: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        """Flatten to the scalar columns every store keeps (bbox/metadata as JSON)."""
+        row = asdict(self)
+        row["bbox"] = json.dumps(list(self.bbox)) if self.bbox else ""
+        row["metadata"] = json.dumps(self.metadata, sort_keys=True, default=str)
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Item:
+        """Inverse of :meth:`to_row`; ignores store-specific extra columns."""
+        names = cls.__dataclass_fields__.keys()
+        kw = {k: row[k] for k in names if k in row}
+        bbox = kw.get("bbox") or ""
+        kw["bbox"] = tuple(json.loads(bbox)) if isinstance(bbox, str) and bbox else None
+        meta = kw.get("metadata") or "{}"
+        kw["metadata"] = json.loads(meta) if isinstance(meta, str) else dict(meta)
+        for key in ("page", "chunk_start", "chunk_end", "size"):
+            if key in kw and kw[key] is not None:
+                kw[key] = int(kw[key])
+        return cls(**kw)
+
+
+@dataclass(slots=True)
+class Hit:
+    """A search result: the best item of a group (page, document or item) and its score.
+
+    ``media_path`` points at the stored media file so a UI can show it; ``scores`` keeps
+    the per-retriever contributions for debugging fusion.
+    """
+
+    item: Item
+    score: float
+    snippet: str = ""
+    media_path: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    matches: int = 1
+
+    @property
+    def id(self) -> str:
+        return self.item.id
+
+    @property
+    def doc_id(self) -> str:
+        return self.item.doc_id
+
+    @property
+    def page(self) -> int:
+        return self.item.page
+
+    @property
+    def modality(self) -> str:
+        return self.item.modality
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self.item).items() if k != "text"}
+        d.update(score=self.score, snippet=self.snippet, media_path=self.media_path,
+                 scores=self.scores, matches=self.matches)
+        return d
+
+
+@dataclass(slots=True)
+class Failure:
+    """A source that could not be ingested, with a one-line reason for the user."""
+
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass(slots=True)
+class AddReport:
+    """Summary of one ``Index.add`` call."""
+
+    added: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    items: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        return (f"added {len(self.added)}, skipped {len(self.skipped)}, "
+                f"replaced {len(self.replaced)}, failed {len(self.failed)} "
+                f"({self.items} items, {self.seconds:.1f}s)")
+
+
+@dataclass(slots=True)
+class Answer:
+    """A generated answer with the hits it cites (filled by the generate stage)."""
+
+    text: str
+    hits: list[Hit] = field(default_factory=list)
+    citations: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Filters:
+    """Restricts a search. Stores push down what their query language can express and
+    must check :meth:`matches` on what comes back, so every backend filters alike.
+
+    ``path`` is a glob over the source URI (``*.pdf``, ``/data/reports/**``);
+    ``metadata`` is equality on keys of ``Item.metadata``.
+    """
+
+    modality: list[str] | None = None
+    doc_id: list[str] | None = None
+    path: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, value: Filters | dict[str, Any] | None) -> Filters | None:
+        if value is None or isinstance(value, Filters):
+            return value
+        known = {"modality", "doc_id", "path", "metadata"}
+        kw: dict[str, Any] = {"metadata": dict(value.get("metadata") or {})}
+        for key, val in value.items():
+            if key in ("modality", "doc_id"):
+                kw[key] = [val] if isinstance(val, str) else list(val)
+            elif key == "path":
+                kw[key] = val
+            elif key not in known:
+                kw["metadata"][key] = val
+        return cls(**kw)
+
+    @property
+    def needs_post_filter(self) -> bool:
+        """True when a store cannot push everything down and should over-fetch."""
+        return bool(self.path or self.metadata)
+
+    def matches(self, item: Item) -> bool:
+        from fnmatch import fnmatchcase
+
+        if self.modality and item.modality not in self.modality:
+            return False
+        if self.doc_id and item.doc_id not in self.doc_id:
+            return False
+        if self.path and not (fnmatchcase(item.source, self.path)
+                              or fnmatchcase(item.name, self.path)):
+            return False
+        return all(item.metadata.get(k) == v for k, v in self.metadata.items())
