@@ -1,0 +1,46 @@
+# mmrag — `make demo` runs the main job on the embedded default, `make test` runs the tests.
+# Everything installs into .venv; torch is pinned first so pip never pulls a CUDA build.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP := $(VENV)/.installed
+# Debian packages the project needs at run time (none yet: OCR arrives with tesseract later).
+APT_PACKAGES ?=
+
+.PHONY: install demo test test-all bench eval clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ -n "$(APT_PACKAGES)" ]; then \
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; fi; fi
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[test,milvus]"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/mmrag demo
+
+test: install
+	$(PY) -m pytest -q
+
+test-all: install
+	$(PY) -m pytest -q -m ""
+
+eval: install
+	$(VENV)/bin/mmrag eval ../shared/eval-sample/queries.jsonl --docs ../shared/eval-sample/docs
+
+bench: install
+	$(PY) benchmarks/bench_ingest.py
+	$(PY) benchmarks/bench_encode.py
+	$(PY) benchmarks/bench_query.py
+
+clean:
+	rm -rf $(VENV) .mmrag .pytest_cache

@@ -1,0 +1,179 @@
+"""Turns a query into ranked, grouped hits: one retriever per (vector space × query part)
+plus BM25, fused, then grouped by page or document.
+
+Everything here is store-agnostic: stores return scored items, this module decides how
+lists combine, so the LanceDB and Milvus backends rank identically.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import SearchSettings
+from ..encode.base import Encoder, l2_normalize
+from ..errors import QueryError
+from ..store.base import ScoredItems, Store
+from ..types import Filters, Hit, Item
+from .fusion import rrf, top, weighted
+from .query import Query
+
+SNIPPET_CHARS = 280
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(slots=True)
+class Retrieval:
+    """One ranked list and whether it is lexical (BM25) or dense, for weighted fusion."""
+
+    items: ScoredItems
+    dense: bool
+
+
+class Searcher:
+    """Runs the retrievers a query calls for and fuses them.
+
+    ``page_item`` looks up the page item of a (doc, page) so a text-chunk hit can still
+    show its page image.
+    """
+
+    def __init__(self, store: Store, encoders: Mapping[str, Encoder], settings: SearchSettings,
+                 media_path: Callable[[str], str | None]):
+        self.store = store
+        self.encoders = encoders
+        self.settings = settings
+        self.media_path = media_path
+
+    # -- retrieval -------------------------------------------------------------------
+    def retrieve(self, query: Query, n: int, filters: Filters | None,
+                 mode: str = "hybrid") -> dict[str, Retrieval]:
+        lists: dict[str, Retrieval] = {}
+        if query.text and mode in ("hybrid", "bm25"):
+            lists["bm25"] = Retrieval(self.store.bm25(query.text, n, filters), dense=False)
+        if mode in ("hybrid", "dense"):
+            for name, vec, space in self._query_vectors(query):
+                lists[name] = Retrieval(self.store.dense(space, vec, n, filters), dense=True)
+        if not lists:
+            raise QueryError(self._unsupported(query, mode))
+        return lists
+
+    def _query_vectors(self, query: Query) -> list[tuple[str, np.ndarray, str]]:
+        """(list name, vector, space) for every space able to embed a part of the query."""
+        out: list[tuple[str, np.ndarray, str]] = []
+        early = self.settings.query_fusion == "early"
+        for space, enc in self.encoders.items():
+            text_vec = image_vec = None
+            if query.text and enc.supports_text:
+                text_vec = enc.encode_text([query.text])[0]
+            if query.image is not None and enc.supports_images:
+                image_vec = enc.encode_images([query.image])[0]
+            if early and text_vec is not None and image_vec is not None:
+                w = self.settings.image_weight
+                out.append((f"{space}:text+image",
+                            l2_normalize((1 - w) * text_vec + w * image_vec), space))
+                continue
+            if text_vec is not None:
+                out.append((f"{space}:text", text_vec, space))
+            if image_vec is not None:
+                out.append((f"{space}:image", image_vec, space))
+        return out
+
+    def _unsupported(self, query: Query, mode: str) -> str:
+        if query.image is not None and not query.text:
+            return ("image queries need a vision encoder: open the index with profile='clip' "
+                    "and encode.vision_model set")
+        return f"no retriever can answer a {query.kind} query in mode {mode!r}"
+
+    # -- fusion ----------------------------------------------------------------------
+    def fuse(self, lists: Mapping[str, Retrieval]) -> tuple[dict[str, float], dict[str, Item],
+                                                            dict[str, dict[str, float]]]:
+        ranked = {name: [(it.id, s) for it, s in r.items] for name, r in lists.items()}
+        if self.settings.fusion == "weighted":
+            n_dense = sum(r.dense for r in lists.values()) or 1
+            n_lex = sum(not r.dense for r in lists.values()) or 1
+            a = self.settings.alpha
+            weights = {name: (a / n_dense if r.dense else (1 - a) / n_lex)
+                       for name, r in lists.items()}
+            fused = weighted(ranked, weights)
+        else:
+            fused = rrf(ranked, k=self.settings.rrf_k)
+        items: dict[str, Item] = {}
+        parts: dict[str, dict[str, float]] = {}
+        for name, r in lists.items():
+            for it, s in r.items:
+                items.setdefault(it.id, it)
+                parts.setdefault(it.id, {})[name] = float(s)
+        return fused, items, parts
+
+    # -- public ----------------------------------------------------------------------
+    def search(self, query: Query, k: int = 10, filters: Filters | None = None,
+               group_by: str | None = None, mode: str = "hybrid") -> list[Hit]:
+        group_by = group_by or self.settings.group_by
+        # Grouping collapses several items into one hit, so fetch more than k candidates.
+        n = max(self.settings.candidates, k * (4 if group_by != "item" else 1))
+        lists = self.retrieve(query, n, filters, mode)
+        fused, items, parts = self.fuse(lists)
+        groups: dict[tuple, list[tuple[str, float]]] = {}
+        for item_id, score in top(fused, len(fused)):
+            it = items[item_id]
+            key = _group_key(it, group_by)
+            groups.setdefault(key, []).append((item_id, score))
+        hits: list[Hit] = []
+        for members in list(groups.values())[:k]:
+            best_id, best_score = members[0]
+            best = items[best_id]
+            hits.append(Hit(item=best, score=best_score,
+                            snippet=self._snippet([items[i] for i, _ in members], query.text),
+                            media_path=self._media_for([items[i] for i, _ in members]),
+                            scores=parts[best_id], matches=len(members)))
+        return hits
+
+    def _media_for(self, members: list[Item]) -> str | None:
+        for it in members:
+            if it.media:
+                return self.media_path(it.media)
+        first = members[0]
+        if first.modality == "text" and first.mime == "application/pdf":
+            page = self.store.get([page_item_id(first.doc_id, first.page)])
+            if page and page[0].media:
+                return self.media_path(page[0].media)
+        return None
+
+    @staticmethod
+    def _snippet(members: list[Item], text: str | None) -> str:
+        """The best text-bearing member, cut around the first query word it contains."""
+        for it in members:
+            if it.text.strip():
+                return make_snippet(it.text, text)
+        return members[0].name
+
+
+def page_item_id(doc_id: str, page: int) -> str:
+    return f"{doc_id}:p{page}"
+
+
+def _group_key(item: Item, group_by: str) -> tuple:
+    if group_by == "doc":
+        return (item.doc_id,)
+    if group_by == "page":
+        return (item.doc_id, item.page)
+    return (item.id,)
+
+
+def make_snippet(text: str, query: str | None, width: int = SNIPPET_CHARS) -> str:
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    start = 0
+    if query:
+        words = [w for w in _WORD.findall(query.lower()) if len(w) > 3]
+        low = flat.lower()
+        hits = [low.find(w) for w in words if low.find(w) >= 0]
+        if hits:
+            start = max(0, min(hits) - width // 4)
+    end = min(len(flat), start + width)
+    cut = flat[start:end]
+    return ("…" if start else "") + cut + ("…" if end < len(flat) else "")
