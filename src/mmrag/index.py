@@ -97,8 +97,9 @@ class Index:
             raise ConfigError(f"index {str(self.root)!r} was built with profile {built!r}, "
                               f"not {s.resolved_profile!r}; use another index folder")
         enc = s.encode.model_dump()
+        explicit = s.encode.model_fields_set
         for key, value in manifest.get("encode", {}).items():
-            if enc.get(key) and enc[key] != value and key.endswith(("model", "encoder")):
+            if key in explicit and enc[key] != value:
                 raise ConfigError(f"index {str(self.root)!r} was built with {key}={value!r}, "
                                   f"not {enc[key]!r}; use another index folder")
             enc[key] = value

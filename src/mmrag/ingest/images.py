@@ -1,0 +1,211 @@
+"""Image loader: jpg, png, webp, gif (first frame), bmp and tiff (every frame).
+
+Pixel counts are checked against ``ingest.max_image_pixels`` from the header, before any
+decoding, so a 40000x40000 PNG of zeros is refused without allocating gigabytes. Pillow's
+own bomb guard is kept out of the way: its warning is silenced and its error is replaced
+by ours, which names the setting to change.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import PurePosixPath
+from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..config import IngestSettings
+from ..errors import IngestError
+from ..types import Blob
+from .base import Piece, loaders
+
+__all__ = ["EXTENSIONS", "load_image", "name_words", "to_rgb"]
+
+# Pillow format → file extension used when storing the original bytes.
+EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp",
+              "BMP": "bmp", "DIB": "bmp", "TIFF": "tiff", "AVIF": "avif"}
+_ALL_FRAMES = {"TIFF"}  # multi-page scans; animations only keep their first frame
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
+                  KeyError, ZeroDivisionError, MemoryError, struct.error)
+_pil_limit_lock = threading.Lock()
+
+
+@contextmanager
+def _quiet_pil() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+@contextmanager
+def _pil_limit_off() -> Iterator[None]:
+    """Lift Pillow's global pixel limit while our own (checked first) is in force.
+
+    Only taken on the rare path where Pillow refuses an image our settings allow, or to
+    read a bomb's header for the error message; the lock keeps two threads from
+    restoring each other's value.
+    """
+    with _pil_limit_lock:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+
+
+def _too_large(w: int, h: int, settings: IngestSettings) -> bool:
+    return w * h > settings.max_image_pixels
+
+
+def _refuse(uri: str, w: int, h: int) -> IngestError:
+    return IngestError(uri, f"image too large: {w}x{h} px exceeds ingest.max_image_pixels")
+
+
+def name_words(name: str) -> str:
+    """Human words from a file name: ``quarterly_revenue-chart.png`` → ``quarterly revenue
+    chart``; camelCase is split too."""
+    stem = PurePosixPath(name.replace("\\", "/")).name
+    if "." in stem:
+        stem = stem.rsplit(".", 1)[0]
+    stem = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", stem)
+    return " ".join(w for w in re.split(r"[\s_\-.+]+", stem) if w)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB copy of ``img``; transparent pixels become white, not black."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit/float greyscale: scale to 8 bits instead of clipping to white.
+        img = img.convert("I").point(lambda v: v / 256).convert("L")
+    return img.convert("RGB")
+
+
+_XMP_FIELD = re.compile(
+    rb"<dc:(title|description)>.*?<rdf:li[^>]*>(.*?)</rdf:li>", re.S)
+
+
+def _described(img: Image.Image) -> list[str]:
+    """EXIF ImageDescription, XMP dc:title/description and PNG text chunks."""
+    found: list[str] = []
+    try:
+        desc = img.getexif().get(0x010E)
+        if isinstance(desc, bytes):
+            desc = desc.decode("utf-8", "replace")
+        if isinstance(desc, str):
+            found.append(desc)
+    except Exception:  # broken EXIF must not fail the image
+        pass
+    xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8", "replace")
+    if isinstance(xmp, bytes):
+        for _, value in _XMP_FIELD.findall(xmp):
+            found.append(value.decode("utf-8", "replace"))
+    for key in ("Title", "Description", "title", "description"):
+        value = img.info.get(key)
+        if isinstance(value, str):
+            found.append(value)
+    out: list[str] = []
+    for text in found:
+        text = " ".join(text.replace("\x00", " ").split())
+        if text and text not in out:
+            out.append(text)
+    return out
+
+
+def _open(blob: Blob, settings: IngestSettings) -> tuple[Image.Image, bool]:
+    """Open (header only) and apply our pixel limit; the flag says Pillow's must be lifted."""
+    try:
+        with _quiet_pil():
+            img = Image.open(io.BytesIO(blob.data))
+        unlimited = False
+    except Image.DecompressionBombError:
+        with _pil_limit_off(), _quiet_pil():
+            img = Image.open(io.BytesIO(blob.data))
+        unlimited = True
+    w, h = img.size
+    if _too_large(w, h, settings):
+        img.close()
+        raise _refuse(blob.uri, w, h)
+    return img, unlimited
+
+
+def _frames(img: Image.Image, blob: Blob, settings: IngestSettings,
+            unlimited: bool) -> Iterator[tuple[int, Image.Image]]:
+    fmt = img.format or ""
+    count = getattr(img, "n_frames", 1) if fmt in _ALL_FRAMES else 1
+    for index in range(count):
+        with _quiet_pil():
+            if index:
+                img.seek(index)
+            w, h = img.size
+            if _too_large(w, h, settings):
+                raise _refuse(blob.uri, w, h)
+            if unlimited:
+                with _pil_limit_off():
+                    img.load()
+            else:
+                img.load()  # decode now, so truncation is reported here
+            frame = ImageOps.exif_transpose(img)
+        yield index, to_rgb(frame)
+
+
+@loaders.register("image")
+def load_image(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
+    """One ``Piece(modality="image")`` per image, or per frame of a multi-page TIFF."""
+    try:
+        img, unlimited = _open(blob, settings)
+    except IngestError:
+        raise
+    except UnidentifiedImageError:
+        raise IngestError(blob.uri, "not a readable image (unknown or damaged format)") from None
+    except _DECODE_ERRORS as exc:
+        raise IngestError(blob.uri, f"corrupt or truncated image: {_one_line(exc)}") from None
+    with img:
+        fmt = img.format or ""
+        frames = getattr(img, "n_frames", 1)
+        words = [name_words(blob.name)] if blob.name else []
+        words += _described(img)
+        text = " ".join(w for w in words if w)
+        multi = fmt in _ALL_FRAMES and frames > 1
+        it = _frames(img, blob, settings, unlimited)
+        while True:
+            try:
+                item = next(it, None)
+            except IngestError:
+                raise
+            except Image.DecompressionBombError:
+                w, h = img.size
+                raise _refuse(blob.uri, w, h) from None
+            except _DECODE_ERRORS as exc:
+                raise IngestError(blob.uri,
+                                  f"corrupt or truncated image: {_one_line(exc)}") from None
+            if item is None:
+                return
+            index, rgb = item
+            meta: dict[str, Any] = {"width": rgb.width, "height": rgb.height, "format": fmt,
+                                    "frames": frames}
+            if multi:
+                buf = io.BytesIO()
+                rgb.save(buf, format="PNG")
+                media, ext = buf.getvalue(), "png"
+            else:
+                media, ext = blob.data, EXTENSIONS.get(fmt, fmt.lower() or "bin")
+            yield Piece(modality="image", text=text, page=index + 1, image=rgb, media=media,
+                        media_ext=ext, metadata=meta)
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    return msg[:300]

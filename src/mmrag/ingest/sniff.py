@@ -1,0 +1,107 @@
+"""Content sniffing: the mime type comes from a file's first bytes, never its extension.
+
+A PNG saved as ``photo.jpg`` is a PNG; a random blob named ``report.pdf`` is not a PDF.
+The file name is only a hint to tell Markdown from plain text, which no magic can do.
+"""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import PurePosixPath
+
+__all__ = ["OCTET", "loader_for", "mime_loaders", "sniff"]
+
+OCTET = "application/octet-stream"
+
+# mime → name in ``mmrag.ingest.base.loaders``; extend it to route a type to your loader.
+mime_loaders: dict[str, str] = {
+    "image/png": "image",
+    "image/jpeg": "image",
+    "image/gif": "image",
+    "image/webp": "image",
+    "image/bmp": "image",
+    "image/tiff": "image",
+    "image/avif": "image",
+    "application/pdf": "pdf",
+    "text/plain": "text",
+    "text/markdown": "markdown",
+    "text/html": "html",
+}
+
+_MARKDOWN_EXT = {".md", ".markdown", ".mdown", ".mkd", ".mdx"}
+_HTML_EXT = {".html", ".htm", ".xhtml"}
+_HTML_STARTS = ("<!doctype html", "<html", "<head", "<body", "<title", "<meta", "<?xml")
+_SAMPLE = 64 * 1024
+# A BMP file header is followed by a DIB header whose size is one of these.
+_BMP_DIB_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
+_HIGH_BYTES = bytes(range(128, 256))
+
+
+def sniff(data: bytes, name: str = "") -> str:
+    """Return the mime type of ``data`` from its magic bytes (``name`` only hints text)."""
+    head = bytes(data[:64])
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[4:12] in (b"ftypavif", b"ftypavis"):
+        return "image/avif"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "image/tiff"
+    if (head.startswith(b"BM") and len(head) >= 18
+            and int.from_bytes(head[14:18], "little") in _BMP_DIB_SIZES):
+        return "image/bmp"
+    # The PDF spec tolerates junk before the header; readers look in the first 1 KiB.
+    if b"%PDF-" in data[:1024]:
+        return "application/pdf"
+    text = _text_sample(bytes(data[:_SAMPLE]), truncated=len(data) > _SAMPLE)
+    if text is None:
+        return OCTET
+    ext = PurePosixPath(name).suffix.lower()
+    lead = text.lstrip("\ufeff \t\r\n").lower()
+    if lead.startswith(_HTML_STARTS) and ("<html" in lead[:4096] or "<body" in lead[:4096]
+                                          or lead.startswith("<!doctype html")):
+        return "text/html"
+    if ext in _HTML_EXT and lead.startswith("<"):
+        return "text/html"
+    if ext in _MARKDOWN_EXT:
+        return "text/markdown"
+    return "text/plain"
+
+
+def _text_sample(sample: bytes, truncated: bool) -> str | None:
+    """Decode a sample as text, or None when it looks binary."""
+    if not sample:
+        return None
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return sample.decode("utf-16", errors="strict" if not truncated else "ignore")
+        except UnicodeDecodeError:
+            return None
+    if b"\x00" in sample:
+        return None
+    try:
+        # A sample cut mid-character is fine: drop up to 3 trailing bytes of it.
+        text = codecs.getincrementaldecoder("utf-8")().decode(sample, final=not truncated)
+    except UnicodeDecodeError:
+        text = None
+    if text is None:
+        # Not UTF-8: accept legacy 8-bit text (latin-1, cp1252...) when it is mostly ASCII
+        # and control bytes are rare; random binary has ~12% of them and ~50% high bytes.
+        controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+        high = len(sample) - len(sample.translate(None, _HIGH_BYTES))
+        if controls > len(sample) // 200 or high > len(sample) * 0.3:
+            return None
+        return sample.decode("latin-1")
+    controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\t\n\f\r")
+    return None if controls > max(1, len(text[:8192]) // 100) else text
+
+
+def loader_for(mime: str) -> str | None:
+    """Name of the registered loader for ``mime``, or None when unsupported."""
+    return mime_loaders.get(mime.split(";")[0].strip().lower())
