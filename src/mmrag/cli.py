@@ -51,6 +51,8 @@ def _setup(debug: bool) -> None:
     for noisy in ("transformers", "sentence_transformers", "httpx", "lance", "lancedb"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if _State.debug else logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not _State.debug:  # model-loading bars would interleave with our own progress
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 @app.command()
@@ -130,11 +132,16 @@ def _print_hits(hits: list[Any]) -> None:
         out.print("[yellow]no results[/]")
         return
     table = Table(show_lines=False, header_style="bold")
-    for col in ("#", "score", "source", "page", "kind", "snippet"):
-        table.add_column(col, overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("source", overflow="fold", max_width=40)
+    table.add_column("page", justify="right")
+    table.add_column("kind")
+    table.add_column("snippet", overflow="ellipsis", no_wrap=False, ratio=1)
     for rank, h in enumerate(hits, 1):
+        snippet = h.snippet if len(h.snippet) <= 110 else h.snippet[:109] + "…"
         table.add_row(str(rank), f"{h.score:.4f}", h.item.name or h.item.source,
-                      str(h.item.page), h.item.modality, h.snippet[:160])
+                      str(h.item.page), h.item.modality, snippet)
     out.print(table)
 
 
@@ -234,7 +241,8 @@ def demo(index: Annotated[Path | None, typer.Option("--index", "-i",
     _setup(debug)
     samples = resources.files("mmrag") / "samples"
     queries = ["How do I install the package without internet access?",
-               "bar chart of quarterly revenue", "sunset over the sea", "encrypted PDF error"]
+               "how fast do gannets dive into the sea?", "bar chart of quarterly revenue",
+               "sunset over the sea", "what happens with a password-protected PDF?"]
     with resources.as_file(samples) as folder, _index_dir(index) as where, \
             _open(where, profile="offline") as idx:
         out.rule(f"[bold]indexing {folder}")

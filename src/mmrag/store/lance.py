@@ -1,0 +1,329 @@
+"""LanceDB backend: one Lance table per collection, native BM25, flat or IVF vector search.
+
+Why these choices:
+
+* Every ``add`` is one ``merge_insert`` on ``id``: a single Lance commit, so a crash leaves
+  either the whole batch or nothing, and re-adding an id replaces the row (upsert).
+* LanceDB scans rows that are not yet in an index (flat for vectors, brute BM25 for text),
+  so new rows are searchable at once; :meth:`LanceStore.optimize` folds them into the
+  indexes and compacts the many small fragments that batched ingest writes.
+* Below ``ann_min_rows`` rows exact flat search is both exact and fast enough (a 50k×512
+  scan is a few ms), so the ANN index is only built when it pays. The defaults below were
+  tuned with ``benchmarks/bench_query.py`` (see ``benchmarks/results/query.md``).
+* Vectors are unit length and searched with the ``dot`` metric; LanceDB reports
+  ``1 - dot`` as distance, turned back into cosine similarity (higher is better).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import ConfigError, StoreError
+from ..types import Filters, Item
+from ._common import (
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
+    SCALAR_COLUMNS,
+    check_spaces,
+    dedupe_last,
+    fetch_size,
+    has_col,
+    post_filter,
+    prepare_vectors,
+    query_vector,
+    sql_in,
+    vec_col,
+)
+from .base import ScoredItems, stores
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SPACES: dict[str, int] = {"text": 384}
+
+# ANN defaults, from benchmarks/results/query.md (512-d, 2 cores). LanceDB's flat scan
+# is ~50 ms at 20k×512 and ~200 ms at 100k on 2 cores, so the index pays early.
+ANN_DEFAULTS: dict[str, Any] = {
+    "ann_min_rows": 20_000,        # below this: exact flat search
+    "ann_index": "IVF_PQ",         # IVF_PQ + refine: fast build, exact re-rank; or IVF_SQ,
+                                   # IVF_FLAT, IVF_HNSW_SQ (HNSW builds slowly on few cores)
+    "ann_partitions": None,        # IVF partitions; None = rows / ann_partition_rows
+    "ann_partition_rows": 4096,
+    "ann_sub_vector_dims": 16,     # IVF_PQ: dims per PQ sub-vector (512-d → 32 codes)
+    "nprobes": 16,
+    "refine_factor": 5,            # re-rank k*5 candidates with the stored exact vectors
+    "ef": 100,                     # HNSW search breadth (IVF_HNSW_SQ only)
+    "m": 20,
+    "ef_construction": 300,
+    "index_ids_min_rows": 10_000,  # BTree on id/doc_id speeds merge_insert, get, delete
+}
+
+
+def _arrow_schema(spaces: Mapping[str, int]) -> pa.Schema:
+    fields = []
+    for name in SCALAR_COLUMNS:
+        if name in INT_COLUMNS:
+            typ = pa.int64()
+        elif name in FLOAT_COLUMNS:
+            typ = pa.float64()
+        else:
+            typ = pa.string()
+        fields.append(pa.field(name, typ))
+    for space, dim in spaces.items():
+        fields.append(pa.field(vec_col(space), pa.list_(pa.float32(), dim)))
+        fields.append(pa.field(has_col(space), pa.bool_()))
+    return pa.schema(fields)
+
+
+def _spaces_of(schema: pa.Schema) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for field in schema:
+        if field.name.startswith("vec_") and pa.types.is_fixed_size_list(field.type):
+            out[field.name[4:]] = field.type.list_size
+    return out
+
+
+@stores.register("lancedb")
+class LanceStore:
+    """Items of one collection in one LanceDB table (``uri`` is a folder or object-store URI).
+
+    ``options`` (all optional): the keys of :data:`ANN_DEFAULTS`, ``storage_options``
+    (dict passed to ``lancedb.connect`` for s3/gcs), ``cleanup_older_than_s`` (seconds of
+    old versions :meth:`optimize` keeps; LanceDB's default is 7 days).
+
+    Opening an existing table with a different dim for a space raises ``ConfigError``.
+    A space the table lacks is added as an all-absent column (existing rows get no
+    vector there); spaces in the table but not asked for are kept and filled as absent.
+    """
+
+    def __init__(self, uri: str, collection: str = "items",
+                 spaces: Mapping[str, int] | None = None, **options: Any):
+        import lancedb
+
+        unknown = set(options) - set(ANN_DEFAULTS) - {"storage_options", "cleanup_older_than_s"}
+        if unknown:
+            raise ConfigError(f"unknown LanceDB store option(s) {sorted(unknown)!r}")
+        self.uri = str(uri)
+        self.collection = collection
+        self.options = {**ANN_DEFAULTS, **options}
+        wanted = check_spaces(DEFAULT_SPACES if spaces is None else spaces)
+        if "://" not in self.uri:
+            os.makedirs(self.uri, exist_ok=True)
+        try:
+            self._db = lancedb.connect(self.uri, storage_options=options.get("storage_options"))
+        except Exception as exc:  # pragma: no cover - depends on the uri scheme
+            raise StoreError(f"cannot open LanceDB at {self.uri!r}: {exc}") from exc
+        self._table = self._open_or_create(wanted)
+        self.spaces = _spaces_of(self._table.schema)
+
+    # ------------------------------------------------------------------ setup
+
+    def _open_or_create(self, wanted: dict[str, int]):
+        try:
+            table = self._db.open_table(self.collection)
+        except (ValueError, FileNotFoundError, RuntimeError):
+            table = None
+        if table is None:
+            from lancedb.index import FTS
+
+            table = self._db.create_table(self.collection, schema=_arrow_schema(wanted),
+                                          exist_ok=True)
+            # Creating the FTS index on the empty table means BM25 never needs a
+            # rebuild: later rows are scanned until optimize() merges them in.
+            if not self._has_index(table, "text"):
+                table.create_index("text", config=FTS())
+            return table
+        have = _spaces_of(table.schema)
+        missing_cols = [c for c in SCALAR_COLUMNS if c not in table.schema.names]
+        if missing_cols:
+            raise ConfigError(f"table {self.collection!r} at {self.uri!r} is not an mmrag "
+                              f"table (missing columns {missing_cols!r})")
+        for space, dim in wanted.items():
+            if space in have and have[space] != dim:
+                raise ConfigError(
+                    f"vector space {space!r} of collection {self.collection!r} at {self.uri!r}"
+                    f" has dim {have[space]}, not {dim}; use the encoder the index was built"
+                    f" with or a new collection")
+        new = {s: d for s, d in wanted.items() if s not in have}
+        if new:
+            # Null columns: has_<space> is NULL, which the "= true" prefilter excludes.
+            table.add_columns([f for s, d in new.items()
+                               for f in (pa.field(vec_col(s), pa.list_(pa.float32(), d)),
+                                         pa.field(has_col(s), pa.bool_()))])
+            logger.info("added vector space(s) %s to %s", sorted(new), self.collection)
+        return table
+
+    @staticmethod
+    def _has_index(table, column: str) -> bool:
+        return any(column in idx.columns for idx in table.list_indices())
+
+    # ------------------------------------------------------------------ writes
+
+    def _to_arrow(self, items: Sequence[Item], vectors: Mapping[str, np.ndarray]) -> pa.Table:
+        keep = dedupe_last(items)
+        if len(keep) != len(items):
+            items = [items[i] for i in keep]
+            vectors = {s: np.asarray(v)[keep] for s, v in vectors.items() if v is not None}
+        rows = [item.to_row() for item in items]
+        cols: dict[str, Any] = {name: [r[name] for r in rows] for name in SCALAR_COLUMNS}
+        for space, (mat, present) in prepare_vectors(items, vectors, self.spaces).items():
+            dim = mat.shape[1]
+            cols[vec_col(space)] = pa.FixedSizeListArray.from_arrays(
+                pa.array(mat.reshape(-1), pa.float32()), dim)
+            cols[has_col(space)] = pa.array(present, pa.bool_())
+        return pa.table(cols, schema=_arrow_schema(self.spaces))
+
+    def add(self, items: Sequence[Item], vectors: Mapping[str, np.ndarray]) -> None:
+        if not items:
+            return
+        data = self._to_arrow(items, vectors)
+        try:
+            (self._table.merge_insert("id").when_matched_update_all()
+             .when_not_matched_insert_all().execute(data))
+        except Exception as exc:
+            raise StoreError(f"LanceDB write of {len(items)} items failed: {exc}") from exc
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        doc_ids = list(dict.fromkeys(doc_ids))
+        if not doc_ids:
+            return 0
+        where = sql_in("doc_id", doc_ids)
+        n = self._table.count_rows(where)
+        if n:
+            self._table.delete(where)
+        return n
+
+    # ------------------------------------------------------------------ reads
+
+    @staticmethod
+    def _items(tbl: pa.Table) -> list[Item]:
+        return [Item.from_row(r) for r in tbl.select(list(SCALAR_COLUMNS)).to_pylist()]
+
+    def get(self, ids: Sequence[str]) -> list[Item]:
+        ids = list(ids)
+        found: dict[str, Item] = {}
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), 1000):
+            chunk = unique[i:i + 1000]
+            tbl = (self._table.search().where(sql_in("id", chunk))
+                   .select(list(SCALAR_COLUMNS)).limit(len(chunk)).to_arrow())
+            found.update((it.id, it) for it in self._items(tbl))
+        return [found[i] for i in ids if i in found]
+
+    @staticmethod
+    def _where(filters: Filters | None, extra: str | None = None) -> str | None:
+        parts = [extra] if extra else []
+        if filters is not None:
+            if filters.modality:
+                parts.append(sql_in("modality", filters.modality))
+            if filters.doc_id:
+                parts.append(sql_in("doc_id", filters.doc_id))
+        return " AND ".join(f"({p})" for p in parts) or None
+
+    def dense(self, space: str, vector: np.ndarray, k: int,
+              filters: Filters | None = None) -> ScoredItems:
+        if k <= 0:
+            return []
+        vec = query_vector(vector, space, self.spaces)
+        filters = Filters.build(filters)
+        o = self.options
+        q = (self._table.search(vec, vector_column_name=vec_col(space))
+             .distance_type("dot")
+             .where(self._where(filters, f"{has_col(space)} = true"), prefilter=True)
+             .select(list(SCALAR_COLUMNS))
+             .limit(fetch_size(k, filters)))
+        # Query knobs only matter once an index exists; flat search ignores them.
+        q = q.nprobes(int(o["nprobes"])).ef(int(o["ef"]))
+        if o["refine_factor"]:
+            q = q.refine_factor(int(o["refine_factor"]))
+        tbl = q.to_arrow()
+        sims = (1.0 - tbl["_distance"].to_numpy()).tolist()
+        return post_filter(list(zip(self._items(tbl), sims, strict=True)), k, filters)
+
+    def bm25(self, query: str, k: int, filters: Filters | None = None) -> ScoredItems:
+        if k <= 0 or not query or not query.strip():
+            return []
+        filters = Filters.build(filters)
+        q = self._table.search(query, query_type="fts", fts_columns="text")
+        where = self._where(filters)
+        if where:
+            q = q.where(where, prefilter=True)
+        tbl = q.select(list(SCALAR_COLUMNS)).limit(fetch_size(k, filters)).to_arrow()
+        scores = tbl["_score"].to_numpy().astype(float).tolist()
+        return post_filter(list(zip(self._items(tbl), scores, strict=True)), k, filters)
+
+    def doc_ids(self) -> set[str]:
+        tbl = self._table.search().select(["doc_id"]).limit(None).to_arrow()
+        return set(tbl["doc_id"].to_pylist())
+
+    def count(self) -> int:
+        return self._table.count_rows()
+
+    # ------------------------------------------------------------------ maintenance
+
+    def _vector_index_config(self, n: int, dim: int):
+        from lancedb.index import HnswSq, IvfFlat, IvfPq, IvfSq
+
+        o = self.options
+        kind = str(o["ann_index"]).upper()
+        if o["ann_partitions"] is not None:
+            parts: int | None = int(o["ann_partitions"])
+        elif kind == "IVF_HNSW_SQ":
+            parts = None  # LanceDB sizes HNSW partitions itself (~1M rows each)
+        else:
+            # ~4k rows per partition keeps nprobes=16 a small slice of a 1M table.
+            parts = min(4096, max(1, n // int(o["ann_partition_rows"])))
+        if kind == "IVF_HNSW_SQ":
+            return HnswSq(distance_type="dot", num_partitions=parts, m=int(o["m"]),
+                          ef_construction=int(o["ef_construction"]))
+        if kind == "IVF_PQ":
+            sub = max(1, dim // int(o["ann_sub_vector_dims"]))
+            while dim % sub:
+                sub -= 1
+            return IvfPq(distance_type="dot", num_partitions=parts, num_sub_vectors=sub)
+        if kind == "IVF_SQ":
+            return IvfSq(distance_type="dot", num_partitions=parts)
+        if kind == "IVF_FLAT":
+            return IvfFlat(distance_type="dot", num_partitions=parts)
+        raise ConfigError(f"unknown ann_index {o['ann_index']!r}; choose IVF_HNSW_SQ, "
+                          f"IVF_PQ, IVF_SQ or IVF_FLAT")
+
+    def build_vector_index(self, space: str, replace: bool = True) -> None:
+        """Build (or rebuild) the ANN index of one space now, whatever the row count."""
+        n = self.count()
+        if n == 0:
+            return
+        config = self._vector_index_config(n, self.spaces[space])
+        self._table.create_index(vec_col(space), config=config, replace=replace)
+
+    def optimize(self) -> None:
+        """Build indexes that now pay off, fold new rows into existing ones, compact files."""
+        from lancedb.index import FTS, BTree
+
+        n = self.count()
+        if not self._has_index(self._table, "text"):
+            self._table.create_index("text", config=FTS())
+        if n >= int(self.options["index_ids_min_rows"]):
+            for column in ("id", "doc_id"):
+                if not self._has_index(self._table, column):
+                    self._table.create_index(column, config=BTree())
+        if n >= int(self.options["ann_min_rows"]):
+            for space in self.spaces:
+                if not self._has_index(self._table, vec_col(space)):
+                    logger.info("building %s index on %s (%d rows)",
+                                self.options["ann_index"], vec_col(space), n)
+                    self.build_vector_index(space)
+        cleanup = self.options.get("cleanup_older_than_s")
+        self._table.optimize(cleanup_older_than=None if cleanup is None
+                             else timedelta(seconds=float(cleanup)))
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None and hasattr(db, "close"):
+            db.close()
