@@ -148,3 +148,19 @@ def test_image_query_without_vision_encoder_is_a_clear_error(tmp_path, corpus):
         assert hits[0].item.name == "report.pdf"
         with pytest.raises(QueryError):
             index.search("   ")
+
+
+@pytest.mark.milvus
+def test_same_index_code_on_milvus_lite(tmp_path, corpus):
+    pytest.importorskip("milvus_lite")
+    with Index(tmp_path / "idx", store={"backend": "milvus"}, **FAST) as index:
+        report = index.add(corpus)
+        assert len(report.added) == 4, report.failed
+        assert (tmp_path / "idx" / "milvus.db").exists()
+        assert index.search("zeppelin hangar", k=1)[0].item.name == "report.pdf"
+        assert index.search("zeppelin", k=3, mode="bm25")[0].page == 2
+        index.delete(corpus / "report.pdf")
+        assert not index.search("zeppelin", k=3, mode="bm25")
+    with Index(tmp_path / "idx") as again:  # backend comes back from the manifest
+        assert again.settings.store.backend == "milvus"
+        assert again.search("basaltic lava", k=1)[0].item.name == "page.html"

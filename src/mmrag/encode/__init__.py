@@ -1,0 +1,22 @@
+"""Encode stage: text and images into named vector spaces (see ``base.py``)."""
+
+from __future__ import annotations
+
+from . import clip, hashing, text  # noqa: F401  (importing registers the backends)
+from .base import Encoder, encoders, l2_normalize
+from .clip import CLIPEncoder
+from .hashing import HashingEncoder
+from .profiles import PROFILES, build_encoders, encoder_spaces
+from .text import SentenceTransformerEncoder
+
+__all__ = [
+    "CLIPEncoder",
+    "Encoder",
+    "HashingEncoder",
+    "PROFILES",
+    "SentenceTransformerEncoder",
+    "build_encoders",
+    "encoder_spaces",
+    "encoders",
+    "l2_normalize",
+]

@@ -1,0 +1,46 @@
+"""Profiles pick which encoders an index uses: one per vector space.
+
+``offline``  text only, the bundled MiniLM by default: no network, no vision model.
+``clip``     the text encoder plus a CLIP/SigLIP dual encoder that embeds images and text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..config import Settings
+from ..errors import ConfigError
+from .base import Encoder, encoders
+
+PROFILES: tuple[str, ...] = ("offline", "clip")
+
+
+def _common(settings: Settings) -> dict[str, object]:
+    enc = settings.encode
+    return {"device": enc.device, "batch_size": enc.batch_size, "threads": enc.threads}
+
+
+def build_encoders(settings: Settings) -> dict[str, Encoder]:
+    """Build the encoders of ``settings.resolved_profile``, keyed by their space name."""
+    profile = settings.resolved_profile
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    enc = settings.encode
+    if profile == "clip" and not enc.vision_model:
+        raise ConfigError("profile 'clip' needs encode.vision_model "
+                          "(a CLIP/SigLIP hub id or local path)")
+    text = encoders.create(enc.text_encoder, model=enc.text_model, **_common(settings))
+    built: dict[str, Encoder] = {text.space: text}
+    if profile == "clip":
+        vision = encoders.create(enc.vision_encoder, model=enc.vision_model,
+                                  **_common(settings))
+        if vision.space in built:
+            raise ConfigError(f"vision encoder {enc.vision_encoder!r} uses space "
+                              f"{vision.space!r}, already taken by the text encoder")
+        built[vision.space] = vision
+    return built
+
+
+def encoder_spaces(built: Mapping[str, Encoder]) -> dict[str, int]:
+    """Space name → vector width, what the store needs to lay out its columns."""
+    return {space: int(encoder.dim) for space, encoder in built.items()}

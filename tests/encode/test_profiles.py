@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from mmrag.config import Settings
+from mmrag.encode import PROFILES, build_encoders, encoder_spaces
+from mmrag.errors import ConfigError, UnknownBackendError
+
+
+def test_profiles_listed():
+    assert set(PROFILES) == {"offline", "clip"}
+
+
+def test_offline_profile_builds_text_only():
+    built = build_encoders(Settings(encode={"text_encoder": "hashing"}))
+    assert set(built) == {"text"}
+    assert encoder_spaces(built) == {"text": 256}
+
+
+def test_offline_default_is_bundled_minilm(minilm):
+    built = build_encoders(Settings())
+    assert set(built) == {"text"}
+    assert built["text"].describe()["model"] == "all-MiniLM-L6-v2"
+    assert encoder_spaces(built) == {"text": 384}
+
+
+def test_clip_profile_builds_text_and_clip(tiny_clip_path):
+    settings = Settings(encode={"text_encoder": "hashing", "vision_model": str(tiny_clip_path),
+                               "batch_size": 4})
+    assert settings.resolved_profile == "clip"
+    built = build_encoders(settings)
+    assert set(built) == {"text", "clip"}
+    assert encoder_spaces(built) == {"text": 256, "clip": 16}
+    assert built["clip"].batch_size == 4
+
+
+def test_siglip_alias_through_settings(tiny_siglip_path):
+    settings = Settings(profile="clip", encode={"text_encoder": "hashing",
+                                                "vision_encoder": "siglip",
+                                                "vision_model": str(tiny_siglip_path)})
+    assert encoder_spaces(build_encoders(settings)) == {"text": 256, "clip": 32}
+
+
+def test_clip_profile_without_model_is_config_error():
+    with pytest.raises(ConfigError, match="needs encode.vision_model"):
+        build_encoders(Settings(profile="clip"))
+
+
+def test_unknown_profile_lists_choices():
+    with pytest.raises(ConfigError, match="offline, clip"):
+        build_encoders(Settings(profile="colpali"))
+
+
+def test_unknown_encoder_name_is_config_error():
+    with pytest.raises(UnknownBackendError, match="hashing"):
+        build_encoders(Settings(encode={"text_encoder": "nope"}))
