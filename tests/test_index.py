@@ -164,3 +164,17 @@ def test_same_index_code_on_milvus_lite(tmp_path, corpus):
     with Index(tmp_path / "idx") as again:  # backend comes back from the manifest
         assert again.settings.store.backend == "milvus"
         assert again.search("basaltic lava", k=1)[0].item.name == "page.html"
+
+
+def test_duplicate_content_within_one_run_is_recorded_once(tmp_path):
+    docs = tmp_path / "dup"
+    docs.mkdir()
+    for name in ("a.md", "b.md"):
+        (docs / name).write_text("# Same\n\nidentical words about kestrels\n")
+    with Index(tmp_path / "idx", **FAST) as index:
+        report = index.add(docs)
+        assert len(report.added) == 1 and len(report.skipped) == 1
+        assert {Path(r.source).name for r in index.documents()} == {"a.md", "b.md"}
+        assert len({r.doc_id for r in index.documents()}) == 1
+        assert index.delete(docs / "a.md") == 1
+        assert index.search("kestrels", k=1, mode="bm25")  # b.md still holds it

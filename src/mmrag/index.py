@@ -177,6 +177,7 @@ class Index:
         t0 = time.perf_counter()
         pending: list[_Doc] = []
         seen: set[str] = set()
+        aliases: list[tuple[Blob, str]] = []  # same bytes twice in one run
         show = self.settings.show_progress if show_progress is None else show_progress
         with Progress("indexing", show) as bar:
             for entry in resolve(sources, self.settings.ingest):
@@ -185,7 +186,7 @@ class Index:
                     bar.advance(entry.source, failed=True)
                     continue
                 bar.advance(entry.name)
-                doc = self._plan(entry, report, seen)
+                doc = self._plan(entry, report, seen, aliases)
                 if doc is None:
                     continue
                 try:
@@ -208,24 +209,23 @@ class Index:
                     self._commit(pending, report)
                     pending = []
             self._commit(pending, report)
+        self._commit_aliases(aliases)
         if report.added or report.replaced:
             self.store.optimize()
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _plan(self, blob: Blob, report: AddReport, seen: set[str]) -> _Doc | None:
+    def _plan(self, blob: Blob, report: AddReport, seen: set[str],
+              aliases: list[tuple[Blob, str]]) -> _Doc | None:
         """Decide add / skip / replace before any decoding work is spent."""
         doc_id = hashlib.sha256(blob.data).hexdigest()[:16]
         old = self.catalog.by_source(blob.uri)
         if old and old.doc_id == doc_id:
             report.skipped.append(blob.uri)
             return None
-        twins = self.catalog.by_doc_id(doc_id)
-        if twins or doc_id in seen:
+        if self.catalog.by_doc_id(doc_id) or doc_id in seen:
             # Same bytes under another name: reuse its items, remember the new source.
-            if twins:
-                self.catalog.commit([DocRecord(doc_id, blob.uri, blob.name, blob.mime,
-                                               len(blob.data), twins[0].item_ids, 0.0)])
+            aliases.append((blob, doc_id))
             report.skipped.append(blob.uri)
             return None
         return _Doc(blob=blob, doc_id=doc_id, replaces=old.doc_id if old else None)
@@ -291,6 +291,15 @@ class Index:
         stale = [d.replaces for d in docs if d.replaces and not self.catalog.by_doc_id(d.replaces)]
         if stale:
             self.store.delete(stale)
+
+    def _commit_aliases(self, aliases: list[tuple[Blob, str]]) -> None:
+        records = []
+        for blob, doc_id in aliases:
+            twins = self.catalog.by_doc_id(doc_id)
+            if twins:  # absent when the original failed to store
+                records.append(DocRecord(doc_id, blob.uri, blob.name, blob.mime,
+                                         len(blob.data), twins[0].item_ids, time.time()))
+        self.catalog.commit(records)
 
     def _vectors(self, docs: list[_Doc], items: list[Item]) -> dict[str, np.ndarray]:
         """One matrix per space; rows of items without a vector there are NaN."""
