@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import resource
@@ -42,6 +43,33 @@ def clustered(n: int, centres: np.ndarray, noise: float, rng: np.random.Generato
         pick = rng.integers(0, len(centres), m)
         x = centres[pick] + rng.normal(0, noise / np.sqrt(centres.shape[1]),
                                        (m, centres.shape[1])).astype(np.float32)
+        out[i:i + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def latent_model(latent_dim: int, clusters: int, seed: int = 0) -> dict:
+    """A fixed low-intrinsic-dimension mixture: ``clusters`` gaussian blobs (spread
+    0.3–0.6, unequal weights) in a ``latent_dim``-d space, mapped to 512-d by one fixed
+    random projection."""
+    rng = np.random.default_rng(seed)
+    return {"proj": (rng.normal(size=(latent_dim, DIM)) / np.sqrt(latent_dim)).astype(np.float32),
+            "means": rng.normal(size=(clusters, latent_dim)).astype(np.float32),
+            "spread": rng.uniform(0.3, 0.6, clusters).astype(np.float32),
+            "weights": rng.dirichlet(np.full(clusters, 2.0))}
+
+
+def latent(n: int, model: dict, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Points of :func:`latent_model`: project, L2-normalise, add isotropic 512-d noise of
+    norm ≈ ``noise``, L2-normalise again."""
+    out = np.empty((n, DIM), np.float32)
+    means, spread = model["means"], model["spread"]
+    for i in range(0, n, 100_000):
+        m = min(100_000, n - i)
+        pick = rng.choice(len(means), m, p=model["weights"])
+        z = means[pick] + rng.normal(size=(m, means.shape[1])).astype(np.float32) * spread[pick, None]
+        x = z @ model["proj"]
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        x += rng.normal(0, noise / np.sqrt(DIM), (m, DIM)).astype(np.float32)
         out[i:i + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
@@ -80,9 +108,11 @@ def fill(store, vecs: np.ndarray, batch: int) -> float:
     return time.perf_counter() - t0
 
 
-def run_queries(store, queries: np.ndarray, k: int):
+def run_queries(store, queries: np.ndarray, k: int, warmup: int = 10):
+    """Latencies (ms) of ``store.dense`` over all queries, after ``warmup`` untimed ones."""
     lat, got = [], []
-    store.dense("image", queries[0], k)  # warm caches
+    for q in queries[:warmup]:
+        store.dense("image", q, k)
     for q in queries:
         t0 = time.perf_counter()
         hits = store.dense("image", q, k)
@@ -99,39 +129,108 @@ def pct(lat: np.ndarray) -> str:
     return f"{np.percentile(lat, 50):.1f} / {np.percentile(lat, 95):.1f}"
 
 
-def parse_grid(text: str) -> list[dict]:
-    """'nprobes=8,ef=100;nprobes=16,ef=200' → list of query-param dicts."""
-    out = []
-    for part in text.split(";"):
-        if part.strip():
-            out.append({k: int(v) for k, v in (kv.split("=") for kv in part.split(","))})
+def parse_kv(text: str) -> dict:
+    """'nprobes=8,refine_factor=10' → {'nprobes': 8, 'refine_factor': 10} (ints if they parse)."""
+    out: dict = {}
+    for kv in text.split(","):
+        if kv.strip():
+            key, val = kv.split("=", 1)
+            try:
+                out[key.strip()] = int(val)
+            except ValueError:
+                out[key.strip()] = val.strip()
     return out
 
 
-def bench_lance(args, n: int, vecs: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-                label: str, lines: list[str], index: str, grid: list[dict]) -> dict:
+def parse_grid(text: str) -> list[dict]:
+    """'nprobes=8,ef=100;nprobes=16,ef=200' → list of query-param dicts."""
+    return [parse_kv(part) for part in text.split(";") if part.strip()]
+
+
+def parse_index(spec: str, default_grid: list[dict]) -> tuple[dict, list[dict]]:
+    """'IVF_PQ:ann_sub_vector_dims=8@nprobes=16,refine_factor=10;nprobes=32' → (build
+    options for LanceStore, query grid). 'default' = the store's ANN_DEFAULTS as they are."""
+    build, _, grid = spec.partition("@")
+    kind, _, opts = build.partition(":")
+    options = parse_kv(opts)
+    if kind.strip().lower() != "default":
+        options["ann_index"] = kind.strip().upper()
+    return options, (parse_grid(grid) if grid else default_grid)
+
+
+def data_tag(args, label: str) -> str:
+    if label == "uniform":
+        return "uniform"
+    if args.data == "latent":
+        return f"latent{args.latent_dim}x{args.clusters}n{args.noise:g}a{args.absent:g}"
+    return f"blobs{args.centres}n{args.blob_noise:g}a{args.absent:g}"
+
+
+def open_table(args, n: int, vecs: np.ndarray, queries: np.ndarray, label: str):
+    """The store for this data set and size: re-opened from ``--workdir`` when an earlier
+    run left it complete (same data, same row count), otherwise built: insert in batches,
+    add the rows without a vector, then ``optimize()`` (compaction, FTS, id B-trees) as the
+    product does after ingest. The vector index is built separately (see bench_lance)."""
     from mmrag.store.lance import LanceStore
 
-    path = tempfile.mkdtemp(dir=args.workdir)
-    store = LanceStore(path, "bench", spaces={"image": DIM}, ann_index=index,
-                       ann_min_rows=10**12, ann_partitions=args.partitions)
-    t_ins = fill(store, vecs, args.batch)
-    flat_lat, flat_got = run_queries(store, queries[: min(50, len(queries))], args.k)
+    path = Path(args.workdir) / f"{data_tag(args, label)}-{n}"
+    meta_path = path / "bench-meta.json"
+    n_absent = int(round(n * args.absent))
+    if args.reuse and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        store = LanceStore(str(path), "bench", spaces={"image": DIM}, ann_min_rows=10**12)
+        if meta.get("rows") == n + n_absent and store.count() == n + n_absent:
+            return store, meta, path
+        store.close()
+    shutil.rmtree(path, ignore_errors=True)
+    store = LanceStore(str(path), "bench", spaces={"image": DIM}, ann_min_rows=10**12)
     t0 = time.perf_counter()
-    store.build_vector_index("image")
-    t_idx = time.perf_counter() - t0
+    fill(store, vecs, args.batch)
+    for i in range(n, n + n_absent, args.batch):
+        m = min(args.batch, n + n_absent - i)
+        store.add(items_for(i, m), {"image": np.full((m, DIM), np.nan, np.float32)})
+    t_ins = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    store.optimize()
+    t_opt = time.perf_counter() - t0
+    nq = min(args.flat_queries, len(queries))
+    flat_lat, _ = run_queries(store, queries[:nq], args.k, warmup=1)
+    meta = {"rows": n + n_absent, "insert_s": t_ins, "optimize_s": t_opt,
+            "flat": pct(flat_lat), "flat_queries": nq, "index": None}
+    meta_path.write_text(json.dumps(meta))
+    return store, meta, path
+
+
+def bench_lance(args, n: int, vecs: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                label: str, lines: list[str], indexes: list[tuple[dict, list[dict]]]) -> dict:
+    store, meta, path = open_table(args, n, vecs, queries, label)
+    meta_path = path / "bench-meta.json"
     best = None
-    for params in grid:
-        store.options.update(params)
-        lat, got = run_queries(store, queries, args.k)
-        r = recall(got, truth, args.k)
-        lines.append(f"| {label} | {n:,} | {index} | {params} | {t_ins:.1f} | {t_idx:.1f} | "
-                     f"{pct(lat)} | {r:.3f} | {pct(flat_lat)} | {rss_gib():.1f} |")
-        print(lines[-1], flush=True)
-        ok = r >= args.target_recall
-        if ok and (best is None or np.percentile(lat, 50) < best["p50"]):
-            best = {"params": params, "p50": float(np.percentile(lat, 50)), "recall": r}
-    return {"store": store, "path": path, "best": best}
+    for build, grid in indexes:
+        store.options.update(build)
+        if meta.get("index", {}) and meta["index"].get("build") == build:
+            t_idx, cached = meta["index"]["build_s"], " (re-used)"
+        else:
+            t0 = time.perf_counter()
+            store.build_vector_index("image")
+            t_idx, cached = time.perf_counter() - t0, ""
+            meta["index"] = {"build": build, "build_s": t_idx}
+            meta_path.write_text(json.dumps(meta))
+        shown = {k: v for k, v in build.items() if k != "ann_index"}
+        for params in grid:
+            store.options.update(params)
+            lat, got = run_queries(store, queries, args.k)
+            r = recall(got, truth, args.k)
+            lines.append(f"| {label} | {n:,} | {store.options['ann_index']} {shown or ''} | "
+                         f"{params} | {meta['insert_s']:.1f} | {meta['optimize_s']:.1f} | "
+                         f"{t_idx:.1f}{cached} | {pct(lat)} | {r:.3f} | {meta['flat']} | "
+                         f"{rss_gib():.1f} |")
+            print(lines[-1], flush=True)
+            if r >= args.target_recall and (best is None
+                                            or np.percentile(lat, 50) < best["p50"]):
+                best = {"build": build, "params": params, "recall": r,
+                        "p50": float(np.percentile(lat, 50))}
+    return {"store": store, "path": path, "best": best, "meta": meta}
 
 
 def bench_fresh_rows(store, rng, lines: list[str], k: int) -> None:
@@ -224,56 +323,93 @@ def bench_milvus(args, vecs, queries, truth, lines: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    ap.add_argument("--centres", type=int, default=2000)
-    ap.add_argument("--noise", type=float, default=0.6, help="noise norm relative to centre")
-    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--data", choices=["latent", "blobs"], default="latent")
+    ap.add_argument("--latent-dim", type=int, default=48)
+    ap.add_argument("--clusters", type=int, default=1000)
+    ap.add_argument("--noise", type=float, default=0.1,
+                    help="latent: 512-d noise norm relative to the unit signal")
+    ap.add_argument("--centres", type=int, default=2000, help="blobs: gaussian centres")
+    ap.add_argument("--blob-noise", type=float, default=0.6, help="blobs: noise norm")
+    ap.add_argument("--absent", type=float, default=0.1,
+                    help="extra rows without an image vector, as a fraction of the size")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--flat-queries", type=int, default=10)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--batch", type=int, default=50_000, help="rows per store.add")
-    ap.add_argument("--index", default="IVF_PQ")
-    ap.add_argument("--partitions", type=int, default=None)
-    ap.add_argument("--grid", default="nprobes=8,refine_factor=5;nprobes=16,refine_factor=5;"
-                    "nprobes=32,refine_factor=5;nprobes=16,refine_factor=10")
+    ap.add_argument("--index", action="append", default=None,
+                    help="TYPE[:build_opt=v,...][@grid]; repeatable; 'default' = store "
+                         "defaults")
+    ap.add_argument("--grid", default="default",
+                    help="query knobs 'nprobes=16,refine_factor=10;...'; 'default' = store "
+                         "defaults")
+    ap.add_argument("--uniform-index", default=None,
+                    help="index spec for the uniform set (default: the first --index)")
     ap.add_argument("--target-recall", type=float, default=0.95)
     ap.add_argument("--uniform", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--text", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--milvus", action=argparse.BooleanOptionalAction, default=False)
     ap.add_argument("--fresh", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--reuse", action=argparse.BooleanOptionalAction, default=True,
+                    help="re-open tables (and a same-config index) left in --workdir")
+    ap.add_argument("--workdir", default="/tmp/benchwork")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/query.md"))
     args = ap.parse_args()
-    grid = parse_grid(args.grid)
-    rng = np.random.default_rng(0)
-    centres = uniform(args.centres, DIM, rng)
-    queries = clustered(args.queries, centres, args.noise, np.random.default_rng(1))
+    os.makedirs(args.workdir, exist_ok=True)
+    default_grid = [{}] if args.grid == "default" else parse_grid(args.grid)
+    indexes = [parse_index(spec, default_grid) for spec in (args.index or ["default"])]
+    if args.data == "latent":
+        model = latent_model(args.latent_dim, args.clusters)
+        make = lambda n, seed: latent(n, model, args.noise, np.random.default_rng(seed))  # noqa: E731
+        desc = (f"'latent' = {args.clusters} gaussian clusters (spread 0.3–0.6, unequal "
+                f"weights) in a {args.latent_dim}-d latent space, mapped to {DIM}-d by one "
+                f"fixed random projection, L2-normalised, plus isotropic noise of norm "
+                f"≈ {args.noise}, L2-normalised again (low intrinsic dimension, like real "
+                f"embeddings: mean cosine of a query's 1st/10th/100th neighbour at 1M ≈ "
+                f"0.90/0.89/0.86)")
+    else:
+        centres = uniform(args.centres, DIM, np.random.default_rng(0))
+        make = lambda n, seed: clustered(n, centres, args.blob_noise,  # noqa: E731
+                                         np.random.default_rng(seed))
+        desc = (f"'blobs' = {args.centres} gaussian centres on the unit sphere + isotropic "
+                f"noise of norm ≈ {args.blob_noise}, L2-normalised (pathological: top-10 "
+                f"are near-ties)")
+    label = args.data
+    queries = make(args.queries, 1)
     lines = [
-        f"Data: {DIM}-d, clustered = {args.centres} gaussian centres on the unit sphere + "
-        f"noise (norm ≈ {args.noise}), L2-normalised; queries = {args.queries} held-out "
-        f"points from the same mixture (never inserted); k={args.k}; ground truth = numpy "
-        f"brute force. 'uniform' = i.i.d. gaussian directions (hard case for ANN).",
+        f"Data: {DIM}-d. {desc}. Queries = {args.queries} held-out points of the same "
+        f"distribution (never inserted); each table also holds {args.absent:.0%} extra rows "
+        f"with no image vector (text-only items), which dense search must never return. "
+        f"k={args.k}; ground truth = numpy brute force over the vector rows. 'uniform' = "
+        f"i.i.d. gaussian directions (hard case for ANN; no target).",
         f"Machine: {os.cpu_count()} CPU cores, {platform.machine()}, Python "
         f"{platform.python_version()}; inserts via LanceStore.add (merge_insert upsert) in "
-        f"batches of {args.batch:,}. Latency in ms; flat = exact scan before the index.", "",
-        "| data | rows | index | query params | insert s | index build s | p50 / p95 ms "
-        "| recall@10 | flat p50 / p95 ms | peak RSS GiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"batches of {args.batch:,}, then optimize() (compaction + FTS + id B-trees). "
+        f"Latency = LanceStore.dense() wall time in ms over all queries after 10 warm-up "
+        f"queries; flat = exact scan before the index ({args.flat_queries} queries). "
+        f"Query params {{}} = store defaults.", "",
+        "| data | rows with vector | index (build opts) | query params | insert s | "
+        "optimize s | index build s | p50 / p95 ms | recall@10 | flat p50 / p95 ms | "
+        "peak RSS GiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
     results = {}
     for n in args.sizes:
-        vecs = clustered(n, centres, args.noise, np.random.default_rng(n))
+        vecs = make(n, n)
         truth = exact_topk(vecs, queries, args.k)
-        res = bench_lance(args, n, vecs, queries, truth, "clustered", lines, args.index, grid)
+        res = bench_lance(args, n, vecs, queries, truth, label, lines, indexes)
         results[n] = res
         if args.milvus and n == min(args.sizes):
             bench_milvus(args, vecs, queries, truth, lines)
         if n == max(args.sizes) and args.text:
-            best = res["best"] or {"params": grid[-1]}
+            best = res["best"] or {"params": indexes[-1][1][-1]}
             res["store"].options.update(best["params"])
             bench_text_encode(res["store"], queries, args.k, lines)
         if args.fresh and n == min(args.sizes):
             bench_fresh_rows(res["store"], np.random.default_rng(5), lines, args.k)
+            # the table now holds extra rows: never re-use it
+            (res["path"] / "bench-meta.json").unlink(missing_ok=True)
         res["store"].close()
-        shutil.rmtree(res["path"], ignore_errors=True)
         del vecs
         gc.collect()
     if args.uniform:
@@ -281,22 +417,24 @@ def main() -> None:
         vecs = uniform(n, DIM, np.random.default_rng(2))
         qs = uniform(args.queries, DIM, np.random.default_rng(3))
         truth = exact_topk(vecs, qs, args.k)
-        res = bench_lance(args, n, vecs, qs, truth, "uniform", lines, args.index, grid)
+        uidx = ([parse_index(args.uniform_index, default_grid)] if args.uniform_index
+                else indexes[:1])
+        res = bench_lance(args, n, vecs, qs, truth, "uniform", lines, uidx)
         res["store"].close()
-        shutil.rmtree(res["path"], ignore_errors=True)
     lines.append("")
     for n, res in results.items():
         b = res["best"]
         lines.append(f"- best at {n:,} rows with recall@10 ≥ {args.target_recall}: "
-                     + (f"{b['params']} → p50 {b['p50']:.1f} ms, recall {b['recall']:.3f}"
-                        if b else "none in the grid"))
+                     + (f"{b['build']} {b['params']} → p50 {b['p50']:.1f} ms, recall "
+                        f"{b['recall']:.3f}" if b else "none in the grid"))
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT)]
                                + sys.argv[1:])
-    block = "\n".join(["# Query benchmark (LanceDB store)", "", f"Command: `{cmd}`", "",
-                       *lines, ""])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(block)
-    print(f"\nwrote {args.out}", flush=True)
+    block = "\n".join([f"Command: `{cmd}`", "", *lines, ""])
+    print(f"\n{block}", flush=True)
+    if args.out and args.out != "-":
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("# Query benchmark (LanceDB store)\n\n" + block)
+        print(f"\nwrote {args.out}", flush=True)
 
 
 if __name__ == "__main__":

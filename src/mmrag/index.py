@@ -304,6 +304,7 @@ class Index:
     def _vectors(self, docs: list[_Doc], items: list[Item]) -> dict[str, np.ndarray]:
         """One matrix per space; rows of items without a vector there are NaN."""
         out: dict[str, np.ndarray] = {}
+        chunked = {(it.doc_id, it.page) for it in items if it.modality == "text"}
         for space, enc in self.encoders.items():
             mat = np.full((len(items), enc.dim), np.nan, dtype=np.float32)
             if enc.supports_images:
@@ -313,7 +314,7 @@ class Index:
                         mat[row + idx] = vec
                     row += len(d.items)
             elif enc.supports_text:
-                rows = [i for i, it in enumerate(items) if it.text.strip()]
+                rows = [i for i, it in enumerate(items) if _embed_text(it, chunked)]
                 if rows:
                     mat[rows] = enc.encode_text([items[i].text for i in rows])
             out[space] = mat
@@ -435,6 +436,17 @@ class Index:
 
     def __repr__(self) -> str:
         return f"Index({str(self.root)!r}, profile={self.profile!r})"
+
+
+def _embed_text(item: Item, chunked: set[tuple[str, int]]) -> bool:
+    """Whether an item gets a text vector.
+
+    A page whose text is also split into chunks is embedded through those chunks only:
+    the page text would be truncated by the encoder anyway and cost a second forward pass.
+    """
+    if not item.text.strip():
+        return False
+    return not (item.modality == "page" and (item.doc_id, item.page) in chunked)
 
 
 def _looks_like_image(text: str) -> bool:

@@ -120,6 +120,7 @@ class LanceStore:
         except Exception as exc:  # pragma: no cover - depends on the uri scheme
             raise StoreError(f"cannot open LanceDB at {self.uri!r}: {exc}") from exc
         self._table = self._open_or_create(wanted)
+        self._absent_cache: dict[str, tuple[int, int]] = {}
         self.spaces = _spaces_of(self._table.schema)
 
     # ------------------------------------------------------------------ setup
@@ -226,23 +227,62 @@ class LanceStore:
                 parts.append(sql_in("doc_id", filters.doc_id))
         return " AND ".join(f"({p})" for p in parts) or None
 
+    def _absent_rows(self, space: str) -> int:
+        """Rows without a vector in ``space`` (``has_<space>`` false or NULL).
+
+        Counted once per table version (a bitmap-indexed or 1-byte-per-row scan), so
+        :meth:`dense` can skip the per-query has_ prefilter when nothing is absent.
+        """
+        version = self._table.version
+        hit = self._absent_cache.get(space)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        n = self._table.count_rows(f"{has_col(space)} IS NOT TRUE")
+        self._absent_cache[space] = (version, n)
+        return n
+
+    def _dense_query(self, space: str, vec: np.ndarray, limit: int, where: str | None,
+                     prefilter: bool) -> pa.Table:
+        o = self.options
+        q = self._table.search(vec, vector_column_name=vec_col(space)).distance_type("dot")
+        if where:
+            q = q.where(where, prefilter=prefilter)
+        # Naming _distance in the projection keeps it and silences lance's deprecation
+        # warning about auto-projected score columns (lancedb 0.40's Python builder has
+        # no disable_scoring_autoprojection; this is the equivalent).
+        q = q.select([*SCALAR_COLUMNS, "_distance"]).limit(limit)
+        # Query knobs only matter once an index exists; flat search ignores them.
+        q = q.nprobes(int(o["nprobes"])).ef(int(o["ef"]))
+        if o["refine_factor"]:
+            q = q.refine_factor(int(o["refine_factor"]))
+        return q.to_arrow()
+
     def dense(self, space: str, vector: np.ndarray, k: int,
               filters: Filters | None = None) -> ScoredItems:
         if k <= 0:
             return []
         vec = query_vector(vector, space, self.spaces)
         filters = Filters.build(filters)
-        o = self.options
-        q = (self._table.search(vec, vector_column_name=vec_col(space))
-             .distance_type("dot")
-             .where(self._where(filters, f"{has_col(space)} = true"), prefilter=True)
-             .select(list(SCALAR_COLUMNS))
-             .limit(fetch_size(k, filters)))
-        # Query knobs only matter once an index exists; flat search ignores them.
-        q = q.nprobes(int(o["nprobes"])).ef(int(o["ef"]))
-        if o["refine_factor"]:
-            q = q.refine_factor(int(o["refine_factor"]))
-        tbl = q.to_arrow()
+        limit = fetch_size(k, filters)
+        where = self._where(filters)
+        has = f"{has_col(space)} = true"
+        absent = self._absent_rows(space)
+        if absent == 0:
+            # Every row has a vector: no has_ filter at all (the common case).
+            tbl = self._dense_query(space, vec, limit, where, prefilter=True)
+        elif where is None and absent < self.count():
+            # Absent vectors are stored as zeros (similarity 0), so they almost never
+            # reach the top: search unfiltered, drop them afterwards, and only if one
+            # was dropped (fewer than `limit` rows left) pay for the exact prefilter.
+            # A prefilter over a bitmap of a 1M-row table costs more than the search.
+            tbl = self._dense_query(space, vec, limit, has, prefilter=False)
+            if tbl.num_rows < limit:
+                tbl = self._dense_query(space, vec, limit, has, prefilter=True)
+        elif absent >= self.count():
+            return []
+        else:
+            tbl = self._dense_query(space, vec, limit, f"({has}) AND {where}",
+                                    prefilter=True)
         sims = (1.0 - tbl["_distance"].to_numpy()).tolist()
         return post_filter(list(zip(self._items(tbl), sims, strict=True)), k, filters)
 
@@ -254,7 +294,8 @@ class LanceStore:
         where = self._where(filters)
         if where:
             q = q.where(where, prefilter=True)
-        tbl = q.select(list(SCALAR_COLUMNS)).limit(fetch_size(k, filters)).to_arrow()
+        tbl = (q.select([*SCALAR_COLUMNS, "_score"])  # named: no autoprojection warning
+               .limit(fetch_size(k, filters)).to_arrow())
         scores = tbl["_score"].to_numpy().astype(float).tolist()
         return post_filter(list(zip(self._items(tbl), scores, strict=True)), k, filters)
 
