@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
-from ._util import first_line, resolve_model
+from ._util import first_line, resolve_model, threads_for
 from .base import encoders, l2_normalize
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class CLIPEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), threads_for(len(texts)):
             for i in range(0, len(texts), self.batch_size):
                 with self._tokenizer_lock:
                     enc = self._tokenizer(texts[i:i + self.batch_size], padding=self._padding,
@@ -179,7 +179,7 @@ class CLIPEncoder:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), threads_for(len(images)):
             for batch in self._prefetched(images):
                 inputs = {k: v.to(self.device) for k, v in batch.items()}
                 out.append(_pooled(self._model.get_image_features(**inputs)).float().cpu())

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError, QueryError
-from ._util import first_line, resolve_model
+from ._util import first_line, resolve_model, threads_for
 from .base import encoders, l2_normalize
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class SentenceTransformerEncoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), threads_for(len(texts)):
             vecs = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                       show_progress_bar=False, normalize_embeddings=False)
         return l2_normalize(vecs)

@@ -121,26 +121,24 @@ class Searcher:
             it = items[item_id]
             key = _group_key(it, group_by)
             groups.setdefault(key, []).append((item_id, score))
+        chosen = [[items[i] for i, _ in members] for members in list(groups.values())[:k]]
+        pages = self._page_media(chosen)
         hits: list[Hit] = []
-        for members in list(groups.values())[:k]:
+        for members, group in zip(list(groups.values())[:k], chosen, strict=True):
             best_id, best_score = members[0]
-            best = items[best_id]
-            hits.append(Hit(item=best, score=best_score,
-                            snippet=self._snippet([items[i] for i, _ in members], query.text),
-                            media_path=self._media_for([items[i] for i, _ in members]),
+            media = next((m.media for m in group if m.media), "") or pages.get(
+                page_item_id(group[0].doc_id, group[0].page), "")
+            hits.append(Hit(item=items[best_id], score=best_score,
+                            snippet=self._snippet(group, query.text),
+                            media_path=self.media_path(media) if media else None,
                             scores=parts[best_id], matches=len(members)))
         return hits
 
-    def _media_for(self, members: list[Item]) -> str | None:
-        for it in members:
-            if it.media:
-                return self.media_path(it.media)
-        first = members[0]
-        if first.modality == "text" and first.mime == "application/pdf":
-            page = self.store.get([page_item_id(first.doc_id, first.page)])
-            if page and page[0].media:
-                return self.media_path(page[0].media)
-        return None
+    def _page_media(self, groups: list[list[Item]]) -> dict[str, str]:
+        """Media keys of the page items behind text-only groups, in one store lookup."""
+        wanted = [page_item_id(g[0].doc_id, g[0].page) for g in groups
+                  if not any(m.media for m in g) and g[0].mime == "application/pdf"]
+        return {it.id: it.media for it in self.store.get(wanted)} if wanted else {}
 
     @staticmethod
     def _snippet(members: list[Item], text: str | None) -> str:

@@ -1,0 +1,61 @@
+"""Retrieval quality on ../shared/eval-sample, written as markdown for RESULTS.md.
+
+    python benchmarks/bench_eval.py [--profile offline] [--mode hybrid]
+
+Runs `mmrag eval --json` exactly as a user would and formats its report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT.parent / "shared" / "eval-sample"
+
+
+def run_eval(profile: str, mode: str) -> dict:
+    cmd = [sys.executable, "-c", "from mmrag.cli import main; main()", "eval",
+           str(SAMPLE / "queries.jsonl"), "--docs", str(SAMPLE / "docs"), "--json",
+           "--profile", profile, "--mode", mode]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={"LANCE_LOG": "error",
+                                                                   **__import__("os").environ})
+    if res.returncode:
+        raise SystemExit(res.stderr[-2000:])
+    return json.loads(res.stdout)
+
+
+def table(report: dict) -> list[str]:
+    names = list(report["overall"])
+    rows = [("overall", report["n"], report["overall"]),
+            *((k, v["n"], v) for k, v in report["by_kind"].items())]
+    out = ["| kind | n | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    out += [f"| {k} | {n} | " + " | ".join(f"{m[x]:.3f}" for x in names) + " |"
+            for k, n, m in rows]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--profile", default="offline")
+    ap.add_argument("--modes", nargs="+", default=["hybrid", "bm25", "dense"])
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "eval.md")
+    args = ap.parse_args()
+    lines = ["### Retrieval quality on shared/eval-sample (page level)", ""]
+    for mode in args.modes:
+        rep = run_eval(args.profile, mode)
+        lines += [f"`mmrag eval ../shared/eval-sample/queries.jsonl --docs "
+                  f"../shared/eval-sample/docs --profile {args.profile} --mode {mode}` — "
+                  f"{rep['n']} queries, {rep['seconds']:.1f} s including indexing "
+                  f"({rep['index_seconds']:.1f} s).", "", *table(rep), ""]
+    text = "\n".join(lines)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
