@@ -178,3 +178,22 @@ def test_duplicate_content_within_one_run_is_recorded_once(tmp_path):
         assert len({r.doc_id for r in index.documents()}) == 1
         assert index.delete(docs / "a.md") == 1
         assert index.search("kestrels", k=1, mode="bm25")  # b.md still holds it
+
+
+def test_urls_and_fsspec_sources_end_to_end(tmp_path, corpus):
+    import fsspec
+
+    from tests.factories import serve_directory
+
+    mem = fsspec.filesystem("memory")
+    mem.pipe("/mmrag-test/notes/owls.md", b"# Owls\n\nBarn owls hunt by hearing alone.\n")
+    with serve_directory(corpus) as base:
+        with Index(tmp_path / "idx", **FAST) as index:
+            blocked = index.add(f"{base}/report.pdf")  # loopback refused by default
+            assert blocked.failed and "private" in blocked.failed[0].reason.lower()
+        with Index(tmp_path / "idx", ingest={"allow_private_urls": True}, **FAST) as index:
+            report = index.add([f"{base}/report.pdf", "memory://mmrag-test/notes/"])
+            assert len(report.added) == 2, report.failed
+            hit = index.search("zeppelin hangar", k=1)[0]
+            assert hit.item.source == f"{base}/report.pdf" and hit.page == 2
+            assert index.search("barn owls hearing", k=1)[0].item.source.startswith("memory://")
