@@ -1,6 +1,8 @@
 """Fixtures shared by every test folder: tiny random-weight CLIP/SigLIP checkpoints.
 
-Built in code, never downloaded, saved with ``save_pretrained`` and loaded back through ``CLIPEncoder(path)``, the same path a user's checkpoint takes. Random weights prove wiring, never quality.
+Built in code, never downloaded, saved with ``save_pretrained`` and loaded back through
+``CLIPEncoder(path)``, the same path a user's checkpoint takes. Random weights prove
+wiring, never quality.
 """
 
 from __future__ import annotations

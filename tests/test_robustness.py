@@ -12,8 +12,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 from mmrag import Index
 from tests.factories import (
     make_bomb_png,

@@ -21,7 +21,8 @@ from pydantic_settings import (
 
 
 class IngestSettings(BaseModel):
-    include: list[str] = Field(default_factory=list, description="globs a folder's files must match")
+    include: list[str] = Field(default_factory=list,
+                               description="globs a folder's files must match")
     exclude: list[str] = Field(default_factory=lambda: [".*", "**/.*", "**/__pycache__/**"])
     chunk_size: int = Field(1000, ge=100, description="characters per text chunk")
     chunk_overlap: int = Field(200, ge=0)

@@ -13,48 +13,30 @@ import hashlib
 import io
 import json
 import logging
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from .catalog import Catalog, DocRecord
 from .config import Settings
 from .encode import build_encoders
 from .encode.base import Encoder
-from .errors import ConfigError, IngestError, MmragError, QueryError
-from .ingest import load, resolve
-from .ingest.base import Piece
+from .errors import ConfigError, MmragError, QueryError
 from .ingest.fetch import fetch_url
 from .ingest.media import MediaStore
-from .progress import Progress
+from .ingestion import Ingestion, one_line
 from .search.query import Query
-from .search.searcher import Searcher, page_item_id
+from .search.searcher import Searcher
 from .store import stores
 from .store.base import Store
-from .types import AddReport, Blob, Failure, Filters, Hit, Item
+from .types import AddReport, Filters, Hit, Item
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "mmrag.json"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-# Flush a commit group early once it holds this many items, to bound memory.
-MAX_PENDING_ITEMS = 4096
-
-
-@dataclass(slots=True)
-class _Doc:
-    """A fully loaded document waiting for its text vectors and its store commit."""
-
-    blob: Blob
-    doc_id: str
-    items: list[Item] = field(default_factory=list)
-    vectors: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
-    replaces: str | None = None
 
 
 class Index:
@@ -173,152 +155,8 @@ class Index:
         are committed in groups; each group is one atomic store write followed by one
         catalog transaction, so an interruption loses at most the group in flight.
         """
-        report = AddReport()
-        t0 = time.perf_counter()
-        pending: list[_Doc] = []
-        seen: set[str] = set()
-        aliases: list[tuple[Blob, str]] = []  # same bytes twice in one run
-        show = self.settings.show_progress if show_progress is None else show_progress
-        with Progress("indexing", show) as bar:
-            for entry in resolve(sources, self.settings.ingest):
-                if isinstance(entry, Failure):
-                    report.failed.append(entry)
-                    bar.advance(entry.source, failed=True)
-                    continue
-                bar.advance(entry.name)
-                doc = self._plan(entry, report, seen, aliases)
-                if doc is None:
-                    continue
-                try:
-                    self._load(doc, metadata or {})
-                except MmragError as exc:
-                    report.failed.append(Failure(entry.uri, _one_line(exc, entry.uri)))
-                    continue
-                except Exception as exc:  # a loader bug must not end the whole run
-                    log.debug("loader crashed on %s", entry.uri, exc_info=True)
-                    report.failed.append(Failure(entry.uri, f"{type(exc).__name__}: "
-                                                            f"{_one_line(exc, entry.uri)}"))
-                    continue
-                if not doc.items:
-                    report.failed.append(Failure(entry.uri, "no content found"))
-                    continue
-                pending.append(doc)
-                seen.add(doc.doc_id)
-                if (len(pending) >= self.settings.ingest.batch_size
-                        or sum(len(d.items) for d in pending) >= MAX_PENDING_ITEMS):
-                    self._commit(pending, report)
-                    pending = []
-            self._commit(pending, report)
-        self._commit_aliases(aliases)
-        if report.added or report.replaced:
-            self.store.optimize()
-        report.seconds = time.perf_counter() - t0
-        return report
-
-    def _plan(self, blob: Blob, report: AddReport, seen: set[str],
-              aliases: list[tuple[Blob, str]]) -> _Doc | None:
-        """Decide add / skip / replace before any decoding work is spent."""
-        doc_id = hashlib.sha256(blob.data).hexdigest()[:16]
-        old = self.catalog.by_source(blob.uri)
-        if old and old.doc_id == doc_id:
-            report.skipped.append(blob.uri)
-            return None
-        if self.catalog.by_doc_id(doc_id) or doc_id in seen:
-            # Same bytes under another name: reuse its items, remember the new source.
-            aliases.append((blob, doc_id))
-            report.skipped.append(blob.uri)
-            return None
-        return _Doc(blob=blob, doc_id=doc_id, replaces=old.doc_id if old else None)
-
-    def _load(self, doc: _Doc, metadata: dict[str, Any]) -> None:
-        image_encoders = {n: e for n, e in self.encoders.items() if e.supports_images}
-        batch: list[tuple[int, Image.Image]] = []
-        for piece in load(doc.blob, self.settings.ingest):
-            idx = len(doc.items)
-            doc.items.append(self._item(doc, piece, metadata))
-            if piece.image is not None and image_encoders:
-                batch.append((idx, piece.image))
-            if len(batch) >= self.settings.encode.batch_size:
-                self._encode_images(doc, batch, image_encoders)
-                batch = []
-        if batch:
-            self._encode_images(doc, batch, image_encoders)
-
-    def _item(self, doc: _Doc, piece: Piece, metadata: dict[str, Any]) -> Item:
-        blob = doc.blob
-        if piece.modality == "page":
-            item_id = page_item_id(doc.doc_id, piece.page)
-        elif piece.modality == "image":
-            item_id = f"{doc.doc_id}:i{piece.page}"
-        else:
-            item_id = f"{doc.doc_id}:p{piece.page}:t{len(doc.items)}"
-        media = ""
-        if piece.media is not None or piece.image is not None:
-            media = self.media.put_media(piece)
-        return Item(id=item_id, doc_id=doc.doc_id, source=blob.uri, modality=piece.modality,
-                    text=piece.text, page=piece.page, chunk_start=piece.chunk_start,
-                    chunk_end=piece.chunk_end, section=piece.section, bbox=piece.bbox,
-                    mime=blob.mime, size=len(blob.data), media=media, name=blob.name,
-                    metadata={**blob.metadata, **piece.metadata, **metadata})
-
-    @staticmethod
-    def _encode_images(doc: _Doc, batch: list[tuple[int, Image.Image]],
-                       encoders: dict[str, Encoder]) -> None:
-        for space, enc in encoders.items():
-            vecs = enc.encode_images([img for _, img in batch])
-            slot = doc.vectors.setdefault(space, {})
-            for (idx, _), vec in zip(batch, vecs, strict=True):
-                slot[idx] = vec
-
-    def _commit(self, docs: list[_Doc], report: AddReport) -> None:
-        if not docs:
-            return
-        items = [it for d in docs for it in d.items]
-        try:
-            vectors = self._vectors(docs, items)
-            self.store.add(items, vectors)
-        except Exception as exc:
-            log.debug("commit failed", exc_info=True)
-            reason = f"could not store: {_one_line(exc, '')}"
-            report.failed.extend(Failure(d.blob.uri, reason) for d in docs)
-            return
-        self.catalog.commit([DocRecord(d.doc_id, d.blob.uri, d.blob.name, d.blob.mime,
-                                       len(d.blob.data), [it.id for it in d.items],
-                                       time.time()) for d in docs])
-        for d in docs:
-            (report.replaced if d.replaces else report.added).append(d.blob.uri)
-        report.items += len(items)
-        stale = [d.replaces for d in docs if d.replaces and not self.catalog.by_doc_id(d.replaces)]
-        if stale:
-            self.store.delete(stale)
-
-    def _commit_aliases(self, aliases: list[tuple[Blob, str]]) -> None:
-        records = []
-        for blob, doc_id in aliases:
-            twins = self.catalog.by_doc_id(doc_id)
-            if twins:  # absent when the original failed to store
-                records.append(DocRecord(doc_id, blob.uri, blob.name, blob.mime,
-                                         len(blob.data), twins[0].item_ids, time.time()))
-        self.catalog.commit(records)
-
-    def _vectors(self, docs: list[_Doc], items: list[Item]) -> dict[str, np.ndarray]:
-        """One matrix per space; rows of items without a vector there are NaN."""
-        out: dict[str, np.ndarray] = {}
-        chunked = {(it.doc_id, it.page) for it in items if it.modality == "text"}
-        for space, enc in self.encoders.items():
-            mat = np.full((len(items), enc.dim), np.nan, dtype=np.float32)
-            if enc.supports_images:
-                row = 0
-                for d in docs:
-                    for idx, vec in d.vectors.get(space, {}).items():
-                        mat[row + idx] = vec
-                    row += len(d.items)
-            elif enc.supports_text:
-                rows = [i for i, it in enumerate(items) if _embed_text(it, chunked)]
-                if rows:
-                    mat[rows] = enc.encode_text([items[i].text for i in rows])
-            out[space] = mat
-        return out
+        return Ingestion(self.settings, self.catalog, self.media, self.store,
+                         self.encoders).run(sources, metadata, show_progress)
 
     # -- read ------------------------------------------------------------------------
     def search(self, query: Any, k: int = 10, filters: Filters | dict[str, Any] | None = None,
@@ -376,7 +214,7 @@ class Index:
         except MmragError:
             raise
         except Exception as exc:
-            raise QueryError(f"cannot read query image {label!r}: {_one_line(exc, '')}") from exc
+            raise QueryError(f"cannot read query image {label!r}: {one_line(exc, '')}") from exc
 
     def get(self, item_id: str) -> Item | None:
         found = self.store.get([item_id])
@@ -438,17 +276,6 @@ class Index:
         return f"Index({str(self.root)!r}, profile={self.profile!r})"
 
 
-def _embed_text(item: Item, chunked: set[tuple[str, int]]) -> bool:
-    """Whether an item gets a text vector.
-
-    A page whose text is also split into chunks is embedded through those chunks only:
-    the page text would be truncated by the encoder anyway and cost a second forward pass.
-    """
-    if not item.text.strip():
-        return False
-    return not (item.modality == "page" and (item.doc_id, item.page) in chunked)
-
-
 def _looks_like_image(text: str) -> bool:
     if text.startswith("data:image/"):
         return True
@@ -461,18 +288,6 @@ def _looks_like_image(text: str) -> bool:
         return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
     except OSError:
         return False
-
-
-def _one_line(exc: BaseException, source: str) -> str:
-    """The first line of an error, without the source prefix IngestError already adds."""
-    if isinstance(exc, IngestError):
-        msg = exc.reason
-    else:
-        msg = str(exc) or type(exc).__name__
-    msg = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
-    if source and msg.startswith(source + ": "):
-        msg = msg[len(source) + 2:]
-    return msg[:300]
 
 
 def _state_dir_for(uri: str) -> str:

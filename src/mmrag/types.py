@@ -11,8 +11,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-
 Modality = Literal["image", "text", "page"]
 MODALITIES: tuple[str, ...] = ("image", "text", "page")
 

@@ -40,7 +40,8 @@ def read_queries(path: str | Path) -> list[EvalQuery]:
             out.append(EvalQuery(str(row.get("id", n)), row["query"], rel,
                                  row.get("kind", "all")))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}:{n}: bad query line ({type(exc).__name__}: {exc})")
+            raise ConfigError(
+                f"{path}:{n}: bad query line ({type(exc).__name__}: {exc})") from exc
     return out
 
 
