@@ -66,7 +66,8 @@ def latent(n: int, model: dict, noise: float, rng: np.random.Generator) -> np.nd
     for i in range(0, n, 100_000):
         m = min(100_000, n - i)
         pick = rng.choice(len(means), m, p=model["weights"])
-        z = means[pick] + rng.normal(size=(m, means.shape[1])).astype(np.float32) * spread[pick, None]
+        noise_z = rng.normal(size=(m, means.shape[1])).astype(np.float32)
+        z = means[pick] + noise_z * spread[pick, None]
         x = z @ model["proj"]
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         x += rng.normal(0, noise / np.sqrt(DIM), (m, DIM)).astype(np.float32)
@@ -121,6 +122,28 @@ def run_queries(store, queries: np.ndarray, k: int, warmup: int = 10):
     return np.array(lat) * 1000, got
 
 
+def run_interleaved(store, options: dict, grid: list[dict], queries: np.ndarray, k: int,
+                    warmup: int = 10):
+    """Like :func:`run_queries` for every grid point, but query by query in turn, so load
+    from other processes on the machine hits every setting alike."""
+    def one(params, q):
+        store.options = {**options, **params}
+        return store.dense("image", q, k)
+
+    for q in queries[:warmup]:
+        for params in grid:
+            one(params, q)
+    lat: list[list[float]] = [[] for _ in grid]
+    got: list[list[list[int]]] = [[] for _ in grid]
+    for q in queries:
+        for i, params in enumerate(grid):
+            t0 = time.perf_counter()
+            hits = one(params, q)
+            lat[i].append(time.perf_counter() - t0)
+            got[i].append([int(item.id[1:]) for item, _ in hits])
+    return [(np.array(lt) * 1000, g) for lt, g in zip(lat, got)]
+
+
 def recall(got: list[list[int]], truth: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(g[:k]) & set(t[:k])) / k for g, t in zip(got, truth)]))
 
@@ -169,8 +192,8 @@ def data_tag(args, label: str) -> str:
 def open_table(args, n: int, vecs: np.ndarray, queries: np.ndarray, label: str):
     """The store for this data set and size: re-opened from ``--workdir`` when an earlier
     run left it complete (same data, same row count), otherwise built: insert in batches,
-    add the rows without a vector, then ``optimize()`` (compaction, FTS, id B-trees) as the
-    product does after ingest. The vector index is built separately (see bench_lance)."""
+    add the rows without a vector, then ``optimize()`` (compaction, FTS, scalar indexes) as
+    the product does after ingest. The vector index is built separately (see bench_lance)."""
     from mmrag.store.lance import LanceStore
 
     path = Path(args.workdir) / f"{data_tag(args, label)}-{n}"
@@ -205,21 +228,28 @@ def bench_lance(args, n: int, vecs: np.ndarray, queries: np.ndarray, truth: np.n
                 label: str, lines: list[str], indexes: list[tuple[dict, list[dict]]]) -> dict:
     store, meta, path = open_table(args, n, vecs, queries, label)
     meta_path = path / "bench-meta.json"
+    base = dict(store.options)
+    ann_keys = ("ann_index", "ann_partitions", "ann_partition_rows", "ann_sub_vector_dims",
+                "m", "ef_construction")
     best = None
     for build, grid in indexes:
-        store.options.update(build)
-        if meta.get("index", {}) and meta["index"].get("build") == build:
+        store.options = {**base, **build}
+        key = {k: store.options[k] for k in ann_keys}
+        if meta.get("index") and meta["index"].get("build") == key:
             t_idx, cached = meta["index"]["build_s"], " (re-used)"
         else:
             t0 = time.perf_counter()
             store.build_vector_index("image")
             t_idx, cached = time.perf_counter() - t0, ""
-            meta["index"] = {"build": build, "build_s": t_idx}
+            meta["index"] = {"build": key, "build_s": t_idx}
             meta_path.write_text(json.dumps(meta))
-        shown = {k: v for k, v in build.items() if k != "ann_index"}
-        for params in grid:
-            store.options.update(params)
-            lat, got = run_queries(store, queries, args.k)
+        shown = ({k: v for k, v in build.items() if k != "ann_index"}
+                 or ("(store defaults)" if not build else ""))
+        runs = (run_interleaved(store, {**base, **build}, grid, queries, args.k)
+                if args.interleave else None)
+        for i, params in enumerate(grid):
+            store.options = {**base, **build, **params}
+            lat, got = runs[i] if runs else run_queries(store, queries, args.k)
             r = recall(got, truth, args.k)
             lines.append(f"| {label} | {n:,} | {store.options['ann_index']} {shown or ''} | "
                          f"{params} | {meta['insert_s']:.1f} | {meta['optimize_s']:.1f} | "
@@ -230,6 +260,7 @@ def bench_lance(args, n: int, vecs: np.ndarray, queries: np.ndarray, truth: np.n
                                             or np.percentile(lat, 50) < best["p50"]):
                 best = {"build": build, "params": params, "recall": r,
                         "p50": float(np.percentile(lat, 50))}
+    store.options = {**base, **indexes[-1][0]}  # the index left built, default knobs
     return {"store": store, "path": path, "best": best, "meta": meta}
 
 
@@ -283,8 +314,9 @@ def bench_text_encode(store, queries: np.ndarray, k: int, lines: list[str]) -> N
         t2 = time.perf_counter()
         enc.append(t1 - t0)
         tot.append(t2 - t0)
-    lines += ["", "Text query = MiniLM-L6 encode (1 query, CPU) + dense search on the table "
-              "above (the 384-d text vector cannot query the 512-d space, so the search uses "
+    lines += ["", "Text query = MiniLM-L6 encode (1 query, CPU) + dense search with the "
+              "store's default query knobs on the last index above (the 384-d text vector "
+              "cannot query the 512-d space, so the search uses "
               "the matching held-out vector):", "",
               "| step | p50 / p95 ms |", "|---|---|",
               f"| encode | {pct(np.array(enc) * 1000)} |",
@@ -344,6 +376,8 @@ def main() -> None:
                          "defaults")
     ap.add_argument("--uniform-index", default=None,
                     help="index spec for the uniform set (default: the first --index)")
+    ap.add_argument("--interleave", action=argparse.BooleanOptionalAction, default=False,
+                    help="time the grid points of an index query by query in turn")
     ap.add_argument("--target-recall", type=float, default=0.95)
     ap.add_argument("--uniform", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--text", action=argparse.BooleanOptionalAction, default=True)
@@ -359,7 +393,8 @@ def main() -> None:
     indexes = [parse_index(spec, default_grid) for spec in (args.index or ["default"])]
     if args.data == "latent":
         model = latent_model(args.latent_dim, args.clusters)
-        make = lambda n, seed: latent(n, model, args.noise, np.random.default_rng(seed))  # noqa: E731
+        make = lambda n, seed: latent(n, model, args.noise,  # noqa: E731
+                                      np.random.default_rng(seed))
         desc = (f"'latent' = {args.clusters} gaussian clusters (spread 0.3–0.6, unequal "
                 f"weights) in a {args.latent_dim}-d latent space, mapped to {DIM}-d by one "
                 f"fixed random projection, L2-normalised, plus isotropic noise of norm "
@@ -383,9 +418,11 @@ def main() -> None:
         f"i.i.d. gaussian directions (hard case for ANN; no target).",
         f"Machine: {os.cpu_count()} CPU cores, {platform.machine()}, Python "
         f"{platform.python_version()}; inserts via LanceStore.add (merge_insert upsert) in "
-        f"batches of {args.batch:,}, then optimize() (compaction + FTS + id B-trees). "
+        f"batches of {args.batch:,}, then optimize() (compaction, FTS, B-trees on id/doc_id, "
+        f"bitmaps on modality/has_). "
         f"Latency = LanceStore.dense() wall time in ms over all queries after 10 warm-up "
-        f"queries; flat = exact scan before the index ({args.flat_queries} queries). "
+        f"queries{' (grid points interleaved query by query)' if args.interleave else ''}; "
+        f"flat = exact scan before the index ({args.flat_queries} queries). "
         f"Query params {{}} = store defaults.", "",
         "| data | rows with vector | index (build opts) | query params | insert s | "
         "optimize s | index build s | p50 / p95 ms | recall@10 | flat p50 / p95 ms | "
@@ -394,19 +431,18 @@ def main() -> None:
     ]
     print("\n".join(lines), flush=True)
     results = {}
+    extra: list[str] = []  # sections printed after the main table
     for n in args.sizes:
         vecs = make(n, n)
         truth = exact_topk(vecs, queries, args.k)
         res = bench_lance(args, n, vecs, queries, truth, label, lines, indexes)
         results[n] = res
         if args.milvus and n == min(args.sizes):
-            bench_milvus(args, vecs, queries, truth, lines)
+            bench_milvus(args, vecs, queries, truth, extra)
         if n == max(args.sizes) and args.text:
-            best = res["best"] or {"params": indexes[-1][1][-1]}
-            res["store"].options.update(best["params"])
-            bench_text_encode(res["store"], queries, args.k, lines)
+            bench_text_encode(res["store"], queries, args.k, extra)
         if args.fresh and n == min(args.sizes):
-            bench_fresh_rows(res["store"], np.random.default_rng(5), lines, args.k)
+            bench_fresh_rows(res["store"], np.random.default_rng(5), extra, args.k)
             # the table now holds extra rows: never re-use it
             (res["path"] / "bench-meta.json").unlink(missing_ok=True)
         res["store"].close()
@@ -421,6 +457,7 @@ def main() -> None:
                 else indexes[:1])
         res = bench_lance(args, n, vecs, qs, truth, "uniform", lines, uidx)
         res["store"].close()
+    lines += extra
     lines.append("")
     for n, res in results.items():
         b = res["best"]
