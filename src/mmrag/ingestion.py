@@ -138,8 +138,8 @@ class Ingestion:
         blob = doc.blob
         if piece.modality == "page":
             item_id = page_item_id(doc.doc_id, piece.page)
-        elif piece.modality == "image":
-            item_id = f"{doc.doc_id}:i{piece.page}"
+        elif piece.modality == "image":  # several figures may share a page
+            item_id = f"{doc.doc_id}:p{piece.page}:i{len(doc.items)}"
         else:
             item_id = f"{doc.doc_id}:p{piece.page}:t{len(doc.items)}"
         media = ""
