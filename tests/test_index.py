@@ -138,16 +138,29 @@ def test_reopen_keeps_profile_and_refuses_another(tmp_path, corpus):
         Index(tmp_path / "idx", encode={"text_encoder": "sentence-transformers"})
 
 
-def test_image_query_without_vision_encoder_is_a_clear_error(tmp_path, corpus):
+def test_offline_image_query_uses_the_descriptor_space(tmp_path, corpus):
+    boat = corpus / "sailing_boat_harbour.png"
     with Index(tmp_path / "idx", **FAST) as index:
+        index.add(corpus)
+        hits = index.search(boat, k=3, group_by="item")
+        assert hits[0].item.name == "sailing_boat_harbour.png"
+        assert set(hits[0].scores) == {"visual:image"}
+        # text + image: the text part goes to text/BM25, the image part to the descriptor
+        both = index.search("zeppelin", image=boat, k=5)
+        assert {"bm25", "visual:image"} <= {n for h in both for n in h.scores}
+        with pytest.raises(QueryError):
+            index.search("   ")
+
+
+def test_image_query_without_any_image_space_is_a_clear_error(tmp_path, corpus):
+    settings = {"encode": {"text_encoder": "hashing", "image_descriptor": False}}
+    with Index(tmp_path / "idx", **settings) as index:
         index.add(corpus)
         with pytest.raises(QueryError, match="vision encoder"):
             index.search(corpus / "sailing_boat_harbour.png")
-        # text + image in the offline profile falls back to the text part
+        # text + image falls back to the text part
         hits = index.search("zeppelin", image=corpus / "sailing_boat_harbour.png")
         assert hits[0].item.name == "report.pdf"
-        with pytest.raises(QueryError):
-            index.search("   ")
 
 
 @pytest.mark.milvus

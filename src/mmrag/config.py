@@ -35,6 +35,13 @@ class IngestSettings(BaseModel):
     pdf_dpi: int = Field(110, ge=36, le=600, description="page render resolution")
     pdf_password: str | None = None
     batch_size: int = Field(16, ge=1, description="documents committed per store write")
+    ocr: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: OCR images and PDF pages whose text layer is unusable; "
+        "always: OCR every page (OCR text replaces the text layer); never: no OCR")
+    ocr_engine: str = Field("rapidocr", description="rapidocr | tesseract | dotted path")
+    ocr_cache: str = Field("", description="OCR cache folder; empty = ~/.cache/mmrag/ocr")
+    ocr_dpi: int = Field(200, ge=72, le=600, description="page render resolution for OCR")
+    ocr_workers: int = Field(0, ge=0, description="pages OCR'd at once; 0 = CPU cores")
 
 
 class EncodeSettings(BaseModel):
@@ -42,6 +49,8 @@ class EncodeSettings(BaseModel):
     text_model: str = Field("", description="id or path; empty = bundled all-MiniLM-L6-v2")
     vision_encoder: str = "clip"
     vision_model: str = Field("", description="CLIP/SigLIP hub id or local path")
+    image_descriptor: bool = Field(
+        True, description="offline profile: add a weight-free image descriptor space")
     device: str = "cpu"
     threads: int = Field(0, ge=0, description="torch threads; 0 = library default")
     batch_size: int = Field(32, ge=1)

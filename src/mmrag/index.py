@@ -101,7 +101,10 @@ class Index:
     @property
     def encoders(self) -> dict[str, Encoder]:
         if self._encoders is None:
-            self._encoders = build_encoders(self.settings)
+            built = build_encoders(self.settings)
+            spaces = self._read_manifest().get("spaces")
+            # An index keeps the spaces it was built with, even if a profile gains one.
+            self._encoders = {n: e for n, e in built.items() if not spaces or n in spaces}
         return self._encoders
 
     @property

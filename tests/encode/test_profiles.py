@@ -11,17 +11,24 @@ def test_profiles_listed():
     assert set(PROFILES) == {"offline", "clip"}
 
 
-def test_offline_profile_builds_text_only():
+def test_offline_profile_builds_text_and_descriptor():
     built = build_encoders(Settings(encode={"text_encoder": "hashing"}))
+    assert set(built) == {"text", "visual"}
+    assert encoder_spaces(built) == {"text": 256, "visual": 512}
+    assert not built["visual"].supports_text and built["visual"].supports_images
+
+
+def test_offline_profile_without_descriptor_is_text_only():
+    built = build_encoders(Settings(encode={"text_encoder": "hashing",
+                                            "image_descriptor": False}))
     assert set(built) == {"text"}
-    assert encoder_spaces(built) == {"text": 256}
 
 
 def test_offline_default_is_bundled_minilm(minilm):
     built = build_encoders(Settings())
-    assert set(built) == {"text"}
+    assert set(built) == {"text", "visual"}
     assert built["text"].describe()["model"] == "all-MiniLM-L6-v2"
-    assert encoder_spaces(built) == {"text": 384}
+    assert encoder_spaces(built)["text"] == 384
 
 
 def test_clip_profile_builds_text_and_clip(tiny_clip_path):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from . import clip, hashing, text  # noqa: F401  (importing registers the backends)
+from . import clip, descriptor, hashing, text  # noqa: F401  (importing registers the backends)
 from .base import Encoder, encoders, l2_normalize
 from .clip import CLIPEncoder
+from .descriptor import DescriptorEncoder
 from .hashing import HashingEncoder
 from .profiles import PROFILES, build_encoders, encoder_spaces
 from .text import SentenceTransformerEncoder
 
 __all__ = [
     "CLIPEncoder",
+    "DescriptorEncoder",
     "Encoder",
     "HashingEncoder",
     "PROFILES",

@@ -1,6 +1,7 @@
 """Profiles pick which encoders an index uses: one per vector space.
 
-``offline``  text only, the bundled MiniLM by default: no network, no vision model.
+``offline``  the bundled MiniLM for text, plus a classic image descriptor (no learned
+             weights) so image queries find visually similar images and near-duplicates.
 ``clip``     the text encoder plus a CLIP/SigLIP dual encoder that embeds images and text.
 """
 
@@ -38,6 +39,9 @@ def build_encoders(settings: Settings) -> dict[str, Encoder]:
             raise ConfigError(f"vision encoder {enc.vision_encoder!r} uses space "
                               f"{vision.space!r}, already taken by the text encoder")
         built[vision.space] = vision
+    elif enc.image_descriptor:
+        descriptor = encoders.create("descriptor")
+        built[descriptor.space] = descriptor
     return built
 
 
