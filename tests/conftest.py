@@ -92,3 +92,86 @@ def tiny_siglip2_path(tmp_path_factory) -> Path:
     tok.save_pretrained(path)
     Siglip2ImageProcessorPil(patch_size=8, max_num_patches=16).save_pretrained(path)
     return path
+
+
+# -- tiny ColPali / ColQwen2 (late interaction) ---------------------------------------------
+COLPALI_DIM = 16
+
+
+@pytest.fixture(scope="session")
+def tiny_colpali_path(tmp_path_factory) -> Path:
+    """PaliGemma backbone (SigLIP vision 32 px / 8 px patches = 16 image tokens, 1-layer
+    Gemma) + a character-level GemmaTokenizer; the processor adds ``<image>`` itself."""
+    import torch
+    from transformers import ColPaliConfig, ColPaliForRetrieval, ColPaliProcessor, GemmaTokenizer
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    path = tmp_path_factory.mktemp("tiny-colpali")
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4, "▁": 5}
+    for ch in "abcdefghijklmnopqrstuvwxyz0123456789.:?\n":
+        vocab[ch] = len(vocab)
+        vocab["▁" + ch] = len(vocab)
+    tok = GemmaTokenizer(vocab=vocab, merges=[])
+    images = SiglipImageProcessorPil(size={"height": 32, "width": 32}, image_seq_length=16)
+    proc = ColPaliProcessor(image_processor=images, tokenizer=tok)  # adds <image>, <locNNNN>
+    vocab_size = len(tok)
+    vlm = dict(model_type="paligemma", image_token_index=proc.image_token_id,
+               vocab_size=vocab_size, projection_dim=32, hidden_size=32,
+               vision_config=dict(model_type="siglip_vision_model", hidden_size=32,
+                                  intermediate_size=37, num_hidden_layers=1,
+                                  num_attention_heads=4, image_size=32, patch_size=8,
+                                  projection_dim=32),
+               text_config=dict(model_type="gemma", vocab_size=vocab_size, hidden_size=32,
+                                intermediate_size=37, num_hidden_layers=1,
+                                num_attention_heads=4, num_key_value_heads=1, head_dim=8))
+    torch.manual_seed(3)
+    ColPaliForRetrieval(ColPaliConfig(vlm_config=vlm, embedding_dim=COLPALI_DIM)
+                        ).save_pretrained(path)
+    proc.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_colqwen2_path(tmp_path_factory) -> Path:
+    """Qwen2-VL backbone (4 px patches, 2×2 merge, 16²–32² px dynamic resolution, so pages of
+    different sizes get different token counts) + a byte-level Qwen2Tokenizer, no merges."""
+    import torch
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import AddedToken, ColQwen2Config, ColQwen2ForRetrieval, ColQwen2Processor
+    from transformers import Qwen2Tokenizer
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    path = tmp_path_factory.mktemp("tiny-colqwen2")
+    tok = Qwen2Tokenizer(vocab={c: i for i, c in enumerate(sorted(ByteLevel.alphabet()))},
+                         merges=[])
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+               "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tok.add_special_tokens({"additional_special_tokens": [
+        AddedToken(s, special=True, normalized=False) for s in special]})
+    ids = {s: tok.convert_tokens_to_ids(s) for s in special}
+    images = Qwen2VLImageProcessorPil(patch_size=4, temporal_patch_size=2, merge_size=2,
+                                      min_pixels=16 * 16, max_pixels=32 * 32)
+    proc = ColQwen2Processor(image_processor=images, tokenizer=tok)
+    vlm = dict(model_type="qwen2_vl", image_token_id=ids["<|image_pad|>"],
+               video_token_id=ids["<|video_pad|>"],
+               vision_start_token_id=ids["<|vision_start|>"],
+               vision_end_token_id=ids["<|vision_end|>"],
+               vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=4,
+                                  patch_size=4, spatial_merge_size=2, temporal_patch_size=2,
+                                  mlp_ratio=2),
+               text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37,
+                                num_hidden_layers=1, num_attention_heads=4,
+                                num_key_value_heads=2,
+                                # mrope sections must sum to head_dim / 2 = 4
+                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                 "mrope_section": [2, 1, 1]},
+                                bos_token_id=ids["<|endoftext|>"],
+                                eos_token_id=ids["<|im_end|>"],
+                                pad_token_id=ids["<|endoftext|>"]))
+    torch.manual_seed(4)
+    ColQwen2ForRetrieval(ColQwen2Config(vlm_config=vlm, embedding_dim=COLPALI_DIM)
+                         ).save_pretrained(path)
+    proc.save_pretrained(path)
+    return path

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from . import clip, descriptor, hashing, text  # noqa: F401  (importing registers the backends)
+from . import clip, colpali, descriptor, hashing, text  # noqa: F401  (importing registers the backends)
 from .base import Encoder, encoders, l2_normalize
 from .clip import CLIPEncoder
+from .colpali import ColPaliEncoder
 from .descriptor import DescriptorEncoder
 from .hashing import HashingEncoder
 from .profiles import PROFILES, build_encoders, encoder_spaces
@@ -12,6 +13,7 @@ from .text import SentenceTransformerEncoder
 
 __all__ = [
     "CLIPEncoder",
+    "ColPaliEncoder",
     "DescriptorEncoder",
     "Encoder",
     "HashingEncoder",
