@@ -71,3 +71,27 @@ def test_text_plus_image_query_early_and_late_fusion_wiring(tmp_path, pictures, 
             assert index.search(img.copy(), k=1, group_by="item")[0].item.name == "noise1.png"
         data = (pictures / "noise3.png").read_bytes()
         assert index.search(data, k=1, group_by="item")[0].item.name == "noise3.png"
+
+
+@pytest.mark.parametrize("model", ["tiny_colpali_path", "tiny_colqwen2_path"])
+def test_colpali_profile_wiring_maxsim_over_pooled_candidates(tmp_path, pictures, model,
+                                                              request):
+    ckpt = request.getfixturevalue(model)
+    settings = {"vision_model": str(ckpt), "text_encoder": "hashing", "batch_size": 2}
+    with Index(tmp_path / "idx", profile="colpali", encode=settings) as index:
+        report = index.add(pictures)
+        assert len(report.added) == 7, report.failed
+        mv = index.multivec["colpali"]
+        # every image and page item keeps its token matrix; text chunks do not
+        image_like = [i for r in index.documents() for i in r.item_ids if ":t" not in i]
+        assert sorted(mv.ids()) == sorted(image_like)
+        hits = index.search("red car", k=10, group_by="item", mode="dense")
+        late = [h for h in hits if "colpali:maxsim" in h.scores]
+        assert late and all(h.modality in ("image", "page") for h in late)
+        assert index.search(pictures / "noise2.png", k=1, group_by="item")[0].item.name \
+            == "noise2.png"
+        index.delete(pictures / "slides.pdf")
+        assert len(mv.ids()) == 5  # its two page matrices are gone
+    with Index(tmp_path / "idx") as again:  # profile, model and token store come back
+        assert again.profile == "colpali"
+        assert len(again.multivec["colpali"].ids()) == 5

@@ -49,6 +49,8 @@ class EncodeSettings(BaseModel):
     text_model: str = Field("", description="id or path; empty = bundled all-MiniLM-L6-v2")
     vision_encoder: str = "clip"
     vision_model: str = Field("", description="CLIP/SigLIP hub id or local path")
+    multivector: Literal["float16", "pooled", "binary"] = Field(
+        "float16", description="colpali profile: how page token matrices are stored")
     image_descriptor: bool = Field(
         True, description="offline profile: add a weight-free image descriptor space")
     device: str = "cpu"
@@ -71,6 +73,8 @@ class SearchSettings(BaseModel):
     image_weight: float = Field(0.5, ge=0.0, le=1.0, description="image share in early fusion")
     group_by: Literal["item", "page", "doc"] = "page"
     candidates: int = Field(50, ge=1, description="per-retriever list length before fusion")
+    late_candidates: int = Field(
+        100, ge=1, description="colpali: pooled-vector ANN candidates re-scored by MaxSim")
 
 
 class MediaSettings(BaseModel):
@@ -85,7 +89,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MMRAG_", env_nested_delimiter="__",
                                       extra="ignore")
 
-    profile: str = Field("", description="offline | clip; empty = clip if a vision model is set")
+    profile: str = Field("", description="offline | clip | colpali; empty = clip if a vision "
+                                         "model is set")
     debug: bool = False
     show_progress: bool | None = None
     ingest: IngestSettings = Field(default_factory=IngestSettings)

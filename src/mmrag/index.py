@@ -31,11 +31,15 @@ from .search.query import Query
 from .search.searcher import Searcher
 from .store import stores
 from .store.base import Store
+from .store.multivec import MultiVectorStore
 from .types import AddReport, Filters, Hit, Item
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "mmrag.json"
+# Spaces whose items keep a token matrix for MaxSim, by profile.
+MULTIVECTOR_SPACES = {"colpali": ("colpali",)}
+MANIFEST_ENCODE_KEYS = ("model", "encoder", "multivector")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
@@ -61,6 +65,7 @@ class Index:
         self.media = MediaStore(self.root / "media", self.settings.media)
         self._encoders: dict[str, Encoder] | None = None
         self._store: Store | None = None
+        self._multivec: dict[str, MultiVectorStore] | None = None
         if (self.root / MANIFEST).exists():
             self._recover()
 
@@ -75,7 +80,8 @@ class Index:
         if not manifest:
             return s
         built = manifest["profile"]
-        if (s.profile or s.encode.vision_model) and s.resolved_profile != built:
+        if (s.profile and s.profile != built) or (
+                not s.profile and s.encode.vision_model and built == "offline"):
             raise ConfigError(f"index {str(self.root)!r} was built with profile {built!r}, "
                               f"not {s.resolved_profile!r}; use another index folder")
         enc = s.encode.model_dump()
@@ -121,11 +127,24 @@ class Index:
                 self._write_manifest(spaces)
         return self._store
 
+    @property
+    def multivec(self) -> dict[str, MultiVectorStore]:
+        """Token-matrix stores of the late-interaction spaces (empty for other profiles)."""
+        if self._multivec is None:
+            spaces = self._read_manifest().get("spaces") or {}
+            if not spaces:
+                spaces = {n: e.dim for n, e in self.encoders.items()}
+            self._multivec = {
+                name: MultiVectorStore(self.root / "multivec" / name, spaces[name],
+                                       dtype=self.settings.encode.multivector)
+                for name in MULTIVECTOR_SPACES.get(self.profile, ()) if name in spaces}
+        return self._multivec
+
     def _write_manifest(self, spaces: dict[str, int]) -> None:
         manifest = {
             "version": 1, "profile": self.profile, "spaces": spaces,
             "encode": {k: v for k, v in self.settings.encode.model_dump().items()
-                       if k.endswith(("model", "encoder"))},
+                       if k.endswith(MANIFEST_ENCODE_KEYS)},
             "encoders": {n: e.describe() for n, e in self.encoders.items()},
             "store": {"backend": self.settings.store.backend,
                       "collection": self.settings.store.collection},
@@ -143,6 +162,11 @@ class Index:
             log.warning("removing %d half-ingested document(s) left by an interrupted run",
                         len(orphans))
             self.store.delete(sorted(orphans))
+        for mv in self.multivec.values():
+            known = self.catalog.doc_ids()
+            stray = [i for i in mv.ids() if i.split(":", 1)[0] not in known]
+            if stray:
+                mv.delete(stray)
         lost = in_catalog - in_store
         if lost:  # a store without durable writes lost them: forget, so re-adding works
             log.warning("%d catalogued document(s) missing from the store; they will be "
@@ -158,8 +182,8 @@ class Index:
         are committed in groups; each group is one atomic store write followed by one
         catalog transaction, so an interruption loses at most the group in flight.
         """
-        return Ingestion(self.settings, self.catalog, self.media, self.store,
-                         self.encoders).run(sources, metadata, show_progress)
+        return Ingestion(self.settings, self.catalog, self.media, self.store, self.encoders,
+                         self.multivec).run(sources, metadata, show_progress)
 
     # -- read ------------------------------------------------------------------------
     def search(self, query: Any, k: int = 10, filters: Filters | dict[str, Any] | None = None,
@@ -178,7 +202,8 @@ class Index:
         return self._searcher().search(q, k, Filters.build(filters), group_by, mode)
 
     def _searcher(self) -> Searcher:
-        return Searcher(self.store, self.encoders, self.settings.search, self._media_path)
+        return Searcher(self.store, self.encoders, self.settings.search, self._media_path,
+                        self.multivec)
 
     def _media_path(self, key: str) -> str | None:
         path = self.media.path(key)
@@ -251,6 +276,9 @@ class Index:
         gone = sorted({r.doc_id for r in records.values()} - self.catalog.doc_ids())
         if gone:
             self.store.delete(gone)
+            ids = [i for r in records.values() if r.doc_id in gone for i in r.item_ids]
+            for mv in self.multivec.values():
+                mv.delete(ids)
         return len(records)
 
     def info(self) -> dict[str, Any]:
@@ -267,6 +295,8 @@ class Index:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+        for mv in (self._multivec or {}).values():
+            mv.close()
         self.catalog.close()
 
     def __enter__(self) -> Index:

@@ -24,7 +24,9 @@ from .ingest.base import Piece
 from .ingest.media import MediaStore
 from .progress import Progress
 from .search.searcher import page_item_id
+from .search.late import mean_vector
 from .store.base import Store
+from .store.multivec import MultiVectorStore
 from .types import AddReport, Blob, Failure, Item
 
 log = logging.getLogger(__name__)
@@ -41,15 +43,19 @@ class _Doc:
     doc_id: str
     items: list[Item] = field(default_factory=list)
     vectors: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+    multi: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
     replaces: str | None = None
+    replaces_ids: list[str] = field(default_factory=list)
 
 
 class Ingestion:
     """Adds sources to an index's store and catalog; built by ``Index.add`` per call."""
 
     def __init__(self, settings: Settings, catalog: Catalog, media: MediaStore, store: Store,
-                 encoders: dict[str, Encoder]):
+                 encoders: dict[str, Encoder],
+                 multivec: dict[str, MultiVectorStore] | None = None):
         self.settings = settings
+        self.multivec = multivec or {}
         self.catalog = catalog
         self.media = media
         self.store = store
@@ -118,7 +124,8 @@ class Ingestion:
             aliases.append((blob, doc_id))
             report.skipped.append(blob.uri)
             return None
-        return _Doc(blob=blob, doc_id=doc_id, replaces=old.doc_id if old else None)
+        return _Doc(blob=blob, doc_id=doc_id, replaces=old.doc_id if old else None,
+                    replaces_ids=old.item_ids if old else [])
 
     def _load(self, doc: _Doc, metadata: dict[str, Any]) -> None:
         image_encoders = {n: e for n, e in self.encoders.items() if e.supports_images}
@@ -151,12 +158,19 @@ class Ingestion:
                     mime=blob.mime, size=len(blob.data), media=media, name=blob.name,
                     metadata={**blob.metadata, **piece.metadata, **metadata})
 
-    @staticmethod
-    def _encode_images(doc: _Doc, batch: list[tuple[int, Image.Image]],
+    def _encode_images(self, doc: _Doc, batch: list[tuple[int, Image.Image]],
                        encoders: dict[str, Encoder]) -> None:
+        images = [img for _, img in batch]
         for space, enc in encoders.items():
-            vecs = enc.encode_images([img for _, img in batch])
             slot = doc.vectors.setdefault(space, {})
+            if space in self.multivec:  # late interaction: keep every token, ANN on the mean
+                mats = enc.encode_images_multi(images)  # type: ignore[attr-defined]
+                multi = doc.multi.setdefault(space, {})
+                for (idx, _), mat in zip(batch, mats, strict=True):
+                    multi[idx] = mat
+                    slot[idx] = mean_vector(mat)
+                continue
+            vecs = enc.encode_images(images)
             for (idx, _), vec in zip(batch, vecs, strict=True):
                 slot[idx] = vec
 
@@ -167,6 +181,11 @@ class Ingestion:
         try:
             vectors = self._vectors(docs, items)
             self.store.add(items, vectors)
+            for space, mv in self.multivec.items():
+                pairs = [(d.items[i].id, m) for d in docs
+                         for i, m in d.multi.get(space, {}).items()]
+                if pairs:
+                    mv.add([p[0] for p in pairs], [p[1] for p in pairs])
         except Exception as exc:
             log.debug("commit failed", exc_info=True)
             reason = f"could not store: {one_line(exc, '')}"
@@ -178,9 +197,11 @@ class Ingestion:
         for d in docs:
             (report.replaced if d.replaces else report.added).append(d.blob.uri)
         report.items += len(items)
-        stale = [d.replaces for d in docs if d.replaces and not self.catalog.by_doc_id(d.replaces)]
+        stale = [d for d in docs if d.replaces and not self.catalog.by_doc_id(d.replaces)]
         if stale:
-            self.store.delete(stale)
+            self.store.delete([d.replaces for d in stale])
+            for mv in self.multivec.values():
+                mv.delete([i for d in stale for i in d.replaces_ids])
 
     def _commit_aliases(self, aliases: list[tuple[Blob, str]]) -> None:
         records = []

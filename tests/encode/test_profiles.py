@@ -8,7 +8,12 @@ from mmrag.errors import ConfigError, UnknownBackendError
 
 
 def test_profiles_listed():
-    assert set(PROFILES) == {"offline", "clip"}
+    assert set(PROFILES) == {"offline", "clip", "colpali"}
+
+
+def test_colpali_profile_needs_a_model():
+    with pytest.raises(ConfigError, match="ColPali"):
+        build_encoders(Settings(profile="colpali", encode={"text_encoder": "hashing"}))
 
 
 def test_offline_profile_builds_text_and_descriptor():
@@ -54,8 +59,8 @@ def test_clip_profile_without_model_is_config_error():
 
 
 def test_unknown_profile_lists_choices():
-    with pytest.raises(ConfigError, match="offline, clip"):
-        build_encoders(Settings(profile="colpali"))
+    with pytest.raises(ConfigError, match="offline, clip, colpali"):
+        build_encoders(Settings(profile="nonsense"))
 
 
 def test_unknown_encoder_name_is_config_error():

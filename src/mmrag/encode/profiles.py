@@ -3,6 +3,8 @@
 ``offline``  the bundled MiniLM for text, plus a classic image descriptor (no learned
              weights) so image queries find visually similar images and near-duplicates.
 ``clip``     the text encoder plus a CLIP/SigLIP dual encoder that embeds images and text.
+``colpali``  the text encoder plus a ColPali/ColQwen2 late-interaction model: page images
+             keep one vector per token, searched by MaxSim over pooled-vector candidates.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from ..config import Settings
 from ..errors import ConfigError
 from .base import Encoder, encoders
 
-PROFILES: tuple[str, ...] = ("offline", "clip")
+PROFILES: tuple[str, ...] = ("offline", "clip", "colpali")
+VISION_ENCODER = {"clip": None, "colpali": "colpali"}
 
 
 def _common(settings: Settings) -> dict[str, object]:
@@ -27,14 +30,15 @@ def build_encoders(settings: Settings) -> dict[str, Encoder]:
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     enc = settings.encode
-    if profile == "clip" and not enc.vision_model:
-        raise ConfigError("profile 'clip' needs encode.vision_model "
-                          "(a CLIP/SigLIP hub id or local path)")
+    if profile in VISION_ENCODER and not enc.vision_model:
+        kind = "CLIP/SigLIP" if profile == "clip" else "ColPali/ColQwen2"
+        raise ConfigError(f"profile {profile!r} needs encode.vision_model "
+                          f"(a {kind} hub id or local path)")
     text = encoders.create(enc.text_encoder, model=enc.text_model, **_common(settings))
     built: dict[str, Encoder] = {text.space: text}
-    if profile == "clip":
-        vision = encoders.create(enc.vision_encoder, model=enc.vision_model,
-                                  **_common(settings))
+    if profile in VISION_ENCODER:
+        name = VISION_ENCODER[profile] or enc.vision_encoder
+        vision = encoders.create(name, model=enc.vision_model, **_common(settings))
         if vision.space in built:
             raise ConfigError(f"vision encoder {enc.vision_encoder!r} uses space "
                               f"{vision.space!r}, already taken by the text encoder")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from ..errors import QueryError
 from ..store.base import ScoredItems, Store
 from ..types import Filters, Hit, Item
 from .fusion import rrf, top, weighted
+from .late import rerank
 from .query import Query
 
 SNIPPET_CHARS = 280
@@ -41,7 +43,9 @@ class Searcher:
     """
 
     def __init__(self, store: Store, encoders: Mapping[str, Encoder], settings: SearchSettings,
-                 media_path: Callable[[str], str | None]):
+                 media_path: Callable[[str], str | None],
+                 multivec: Mapping[str, Any] | None = None):
+        self.multivec = dict(multivec or {})
         self.store = store
         self.encoders = encoders
         self.settings = settings
@@ -56,6 +60,10 @@ class Searcher:
         if mode in ("hybrid", "dense"):
             for name, vec, space in self._query_vectors(query):
                 lists[name] = Retrieval(self.store.dense(space, vec, n, filters), dense=True)
+            if query.text:
+                for space in self.multivec:
+                    lists[f"{space}:maxsim"] = Retrieval(
+                        self._late(space, query.text, n, filters), dense=True)
         if not lists:
             raise QueryError(self._unsupported(query, mode))
         return lists
@@ -66,7 +74,7 @@ class Searcher:
         early = self.settings.query_fusion == "early"
         for space, enc in self.encoders.items():
             text_vec = image_vec = None
-            if query.text and enc.supports_text:
+            if query.text and enc.supports_text and space not in self.multivec:
                 text_vec = enc.encode_text([query.text])[0]
             if query.image is not None and enc.supports_images:
                 image_vec = enc.encode_images([query.image])[0]
@@ -80,6 +88,16 @@ class Searcher:
             if image_vec is not None:
                 out.append((f"{space}:image", image_vec, space))
         return out
+
+    def _late(self, space: str, text: str, n: int, filters: Filters | None) -> ScoredItems:
+        """Late interaction: mean-vector ANN for candidates, then exact MaxSim on tokens."""
+        query_tokens = self.encoders[space].encode_queries_multi([text])[0]  # type: ignore
+        pooled = l2_normalize(query_tokens.mean(axis=0))
+        candidates = self.store.dense(space, pooled, max(n, self.settings.late_candidates),
+                                      filters)
+        by_id = {it.id: it for it, _ in candidates}
+        ranked = rerank(query_tokens, list(by_id), self.multivec[space], k=n)
+        return [(by_id[i], score) for i, score in ranked]
 
     def _unsupported(self, query: Query, mode: str) -> str:
         if query.image is not None and not query.text:
