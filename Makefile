@@ -6,8 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
-# Debian packages the project needs at run time (none yet: OCR arrives with tesseract later).
-APT_PACKAGES ?=
+# Debian packages the project needs at run time: tesseract for the optional OCR engine, and
+# the GL/GLib runtime that OpenCV (pulled in by rapidocr) loads.
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0
 
 .PHONY: install demo test test-all bench eval clean
 
@@ -22,7 +23,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[test,milvus]"
+	$(PIP) install -q -e ".[test,milvus,ocr]"
 	touch $(STAMP)
 
 demo: install

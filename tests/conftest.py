@@ -8,10 +8,14 @@ wiring, never quality.
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Nothing in these tests may reach the Hugging Face Hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# OCR results are cached by content; keep the tests' cache out of the user's home.
+os.environ.setdefault("MMRAG_INGEST__OCR_CACHE",
+                      os.path.join(tempfile.mkdtemp(prefix="mmrag-test-ocr-")))
 
 from pathlib import Path  # noqa: E402
 

@@ -4,11 +4,16 @@ Pixel counts are checked against ``ingest.max_image_pixels`` from the header, be
 decoding, so a 40000x40000 PNG of zeros is refused without allocating gigabytes. Pillow's
 own bomb guard is kept out of the way: its warning is silenced and its error is replaced
 by ours, which names the setting to change.
+
+Unless ``ingest.ocr`` is ``"never"``, every image (sides ≥ 32 px) is OCR'd and the text
+read is appended to the piece text after the file-name words, so charts and screenshots
+are found by their labels and numbers; it is also kept in ``metadata["ocr_text"]``.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 import struct
 import threading
@@ -21,9 +26,10 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config import IngestSettings
-from ..errors import IngestError
+from ..errors import IngestError, MmragError
 from ..types import Blob
 from .base import Piece, loaders
+from .ocr import ocr_image
 
 __all__ = ["EXTENSIONS", "load_image", "name_words", "to_rgb"]
 
@@ -34,6 +40,7 @@ _ALL_FRAMES = {"TIFF"}  # multi-page scans; animations only keep their first fra
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
                   KeyError, ZeroDivisionError, MemoryError, struct.error)
 _pil_limit_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -202,8 +209,27 @@ def load_image(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
                 media, ext = buf.getvalue(), "png"
             else:
                 media, ext = blob.data, EXTENSIONS.get(fmt, fmt.lower() or "bin")
-            yield Piece(modality="image", text=text, page=index + 1, image=rgb, media=media,
-                        media_ext=ext, metadata=meta)
+            piece_text = text
+            ocr_text = _ocr_text(rgb, settings, blob.uri)
+            if ocr_text:
+                piece_text = f"{text}\n{ocr_text}" if text else ocr_text
+                meta["ocr_text"] = ocr_text
+                meta["origin"] = "ocr"
+            yield Piece(modality="image", text=piece_text, page=index + 1, image=rgb,
+                        media=media, media_ext=ext, metadata=meta)
+
+
+def _ocr_text(img: Image.Image, settings: IngestSettings, uri: str) -> str:
+    """The image's OCR text ("" when OCR is off, the image is tiny or the engine fails)."""
+    if settings.ocr == "never":
+        return ""
+    try:
+        return ocr_image(img, settings).text
+    except MmragError:
+        raise  # misconfiguration (unknown engine, missing extra) must be seen
+    except Exception as exc:  # the image itself is still worth indexing
+        log.warning("%s: OCR failed, image kept without it: %s", uri, _one_line(exc))
+        return ""
 
 
 def _one_line(exc: BaseException) -> str:

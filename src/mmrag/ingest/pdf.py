@@ -3,19 +3,30 @@
 The loader is a generator holding one page at a time: a 500-page report streams, and a
 consumer that stops early leaves no page rendered in vain. The document is closed in a
 ``finally`` so that an abandoned generator releases it too.
+
+OCR (``ingest.ocr``): a page whose text layer :func:`~mmrag.ingest.ocr.needs_ocr` (or every
+page with ``"always"``) is rendered at ``ingest.ocr_dpi`` and read by the OCR engine; the
+OCR text replaces the page text and its chunks carry ``bbox`` = union of their lines' boxes
+in PDF points with the origin at the page's TOP-LEFT corner (x right, y down, like the
+render). Every text chunk has ``metadata["origin"]`` = ``"ocr"`` or ``"text"``. Pages are
+OCR'd in a thread pool (``ingest.ocr_workers``) with a look-ahead of a few pages, so pages
+still stream in order and memory stays flat.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..config import IngestSettings
-from ..errors import IngestError
+from ..errors import IngestError, MmragError
 from ..types import Blob
 from .base import Piece, loaders
+from .ocr import OCRResult, is_garbled, line_spans, needs_ocr, ocr_image, ocr_workers, union_bbox
 from .text import text_pieces
 
 __all__ = ["load_pdf", "pdfium_lock"]
@@ -59,8 +70,37 @@ def _clean(text: str) -> str:
     return text.replace("\x02", "").replace("\ufffe", "").replace("\x00", "")
 
 
-def _read_page(pdf: Any, index: int, scale: float, uri: str) -> tuple[str, Any, float, float]:
-    """Text, render (or None) and size in points of one page; the page is closed after."""
+def _render(page: Any, scale: float, uri: str, index: int) -> Any:
+    """RGB render of an open page, or None (logged) when PDFium fails on it."""
+    bitmap = None
+    try:
+        bitmap = page.render(scale=scale, rev_byteorder=True)
+        return bitmap.to_pil().convert("RGB")  # a copy that outlives the bitmap
+    except Exception as exc:  # skip the render, keep the page text
+        log.warning("%s: page %d failed to render, skipped: %s", uri, index + 1,
+                    _one_line(exc))
+        return None
+    finally:
+        if bitmap is not None:
+            bitmap.close()
+
+
+def _has_images(page: Any) -> bool:
+    """Whether the page draws any raster image (a scan, a chart, a screenshot)."""
+    import pypdfium2.raw as pdfium_c
+
+    try:
+        for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=4):
+            return True
+    except Exception:  # unreadable objects: let the text decide
+        log.debug("page object scan failed", exc_info=True)
+    return False
+
+
+def _read_page(pdf: Any, index: int, scale: float,
+               uri: str) -> tuple[str, Any, float, float, bool]:
+    """Text, render (or None), size in points and whether it has raster images, of one
+    page; the page is closed after."""
     page = pdf[index]
     try:
         width, height = page.get_size()
@@ -75,20 +115,70 @@ def _read_page(pdf: Any, index: int, scale: float, uri: str) -> tuple[str, Any, 
         finally:
             if textpage is not None:
                 textpage.close()
-        image = None
-        bitmap = None
-        try:
-            bitmap = page.render(scale=scale, rev_byteorder=True)
-            image = bitmap.to_pil().convert("RGB")  # a copy that outlives the bitmap
-        except Exception as exc:  # skip the render, keep the page text
-            log.warning("%s: page %d failed to render, skipped: %s", uri, index + 1,
-                        _one_line(exc))
-        finally:
-            if bitmap is not None:
-                bitmap.close()
-        return text, image, width, height
+        return text, _render(page, scale, uri, index), width, height, _has_images(page)
     finally:
         page.close()
+
+
+def _ocr_render(pdf: Any, index: int, image: Any, scale: float, ocr_scale: float,
+                uri: str) -> Any:
+    """The page at OCR resolution: the page render itself when it is large enough."""
+    if image is not None and scale >= ocr_scale:
+        return image
+    page = pdf[index]
+    try:
+        return _render(page, ocr_scale, uri, index)
+    finally:
+        page.close()
+
+
+def _wants_ocr(text: str, area: float, images: bool) -> bool:
+    """``needs_ocr``, except that a short but clean text layer on a page without raster
+    images is trusted: there is nothing else to read on it (a title page, "page 7")."""
+    if not needs_ocr(text, area):
+        return False
+    return images or not text.strip() or is_garbled(text)
+
+
+def _ocr_page(img: Any, settings: IngestSettings, uri: str, page: int) -> OCRResult | None:
+    try:
+        return ocr_image(img, settings)
+    except MmragError:
+        raise  # misconfiguration (unknown engine, missing extra) must be seen
+    except Exception as exc:  # one page the engine chokes on keeps its text layer
+        log.warning("%s: page %d OCR failed, text layer kept: %s", uri, page, _one_line(exc))
+        return None
+
+
+def _page_pieces(index: int, text: str, image: Any, ocr_img: Any, ocr: OCRResult | None,
+                 width: float, height: float, meta: dict[str, Any],
+                 settings: IngestSettings) -> Iterator[Piece]:
+    page_no = index + 1
+    origin = "text"
+    lines: list[Any] = []
+    spans: list[tuple[int, int]] = []
+    if ocr is not None and (ocr.lines or settings.ocr == "always"):
+        text, spans = line_spans(ocr.lines)
+        lines, origin = ocr.lines, "ocr"
+    if image is not None:
+        extra: dict[str, Any] = {"width_pt": round(width, 2), "height_pt": round(height, 2),
+                                 "origin": origin}
+        if origin == "ocr" and ocr is not None and ocr.rotation:
+            extra["ocr_rotation"] = ocr.rotation
+        yield Piece(modality="page", text=text, page=page_no, image=image, media_ext="png",
+                    metadata={**meta, **extra})
+    chunk_meta = {**meta, "origin": origin}
+    if origin != "ocr":
+        yield from text_pieces(text, None, settings, page=page_no, metadata=chunk_meta)
+        return
+    sx, sy = width / ocr_img.width, height / ocr_img.height
+
+    def to_page(x: float, y: float) -> tuple[float, float]:
+        return (round(min(max(x * sx, 0.0), width), 2), round(min(max(y * sy, 0.0), height), 2))
+
+    for piece in text_pieces(text, None, settings, page=page_no, metadata=chunk_meta):
+        piece.bbox = union_bbox(lines, spans, piece.chunk_start, piece.chunk_end, to_page)
+        yield piece
 
 
 @loaders.register("pdf")
@@ -96,6 +186,7 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
     """For every page: ``Piece("page")`` with the render and full page text, then the
     page's text chunks. A page that fails to render keeps its text chunks."""
     pdf = _open(blob, settings)
+    pool: ThreadPoolExecutor | None = None
     try:
         with pdfium_lock:
             count = len(pdf)
@@ -107,20 +198,44 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
         if title:
             meta["title"] = title
         scale = settings.pdf_dpi / 72.0
+        ocr_scale = settings.ocr_dpi / 72.0
+        mode = settings.ocr
+        workers = ocr_workers(settings)
+        window = max(2, min(4, workers + 1))  # pages read ahead while OCR runs
+        pending: deque[tuple[int, tuple[Any, ...], Future[OCRResult | None] | None]] = deque()
         for index in range(count):
             try:
                 with pdfium_lock:
-                    text, image, width, height = _read_page(pdf, index, scale, blob.uri)
+                    text, image, width, height, images = _read_page(
+                        pdf, index, scale, blob.uri)
+                    ocr_img = None
+                    if mode == "always" or (mode == "auto"
+                                            and _wants_ocr(text, width * height, images)):
+                        ocr_img = _ocr_render(pdf, index, image, scale, ocr_scale, blob.uri)
             except Exception as exc:  # one bad page must not lose the rest
                 log.warning("%s: page %d could not be read, skipped: %s", blob.uri, index + 1,
                             _one_line(exc))
                 continue
-            if image is not None:
-                yield Piece(modality="page", text=text, page=index + 1, image=image,
-                            media_ext="png",
-                            metadata={**meta, "width_pt": round(width, 2),
-                                      "height_pt": round(height, 2)})
-            yield from text_pieces(text, None, settings, page=index + 1, metadata=meta)
+            future = None
+            if ocr_img is not None:
+                if pool is None:
+                    pool = ThreadPoolExecutor(workers, thread_name_prefix="mmrag-ocr")
+                future = pool.submit(_ocr_page, ocr_img, settings, blob.uri, index + 1)
+            pending.append((index, (text, image, ocr_img, width, height), future))
+            while pending and (len(pending) > window or pending[0][2] is None
+                               or pending[0][2].done()):
+                yield from _emit(pending.popleft(), meta, settings)
+        while pending:
+            yield from _emit(pending.popleft(), meta, settings)
     finally:
+        if pool is not None:  # an abandoned generator drops the queued OCR work
+            pool.shutdown(wait=False, cancel_futures=True)
         with pdfium_lock:
             pdf.close()
+
+
+def _emit(item: tuple[int, tuple[Any, ...], Future[OCRResult | None] | None],
+          meta: dict[str, Any], settings: IngestSettings) -> Iterator[Piece]:
+    index, (text, image, ocr_img, width, height), future = item
+    ocr = future.result() if future is not None else None
+    yield from _page_pieces(index, text, image, ocr_img, ocr, width, height, meta, settings)
