@@ -210,3 +210,28 @@ def test_urls_and_fsspec_sources_end_to_end(tmp_path, corpus):
             hit = index.search("zeppelin hangar", k=1)[0]
             assert hit.item.source == f"{base}/report.pdf" and hit.page == 2
             assert index.search("barn owls hearing", k=1)[0].item.source.startswith("memory://")
+
+
+def test_pdf_figures_become_captioned_image_items(tmp_path):
+    from tests.ingest.test_figures import FIG_AT, PageSpec, bar_chart, build_pdf, picture
+
+    pdf = build_pdf([PageSpec(
+        images=[(picture("red"), *FIG_AT)],
+        texts=[(100, 432, 10, "Figure 1: A red circle on white paper."),
+               (72, 720, 12, "Quarterly report body text."),
+               (100, 130, 10, "Fig. 2. Growth of green bars over time.")],
+        paths=[bar_chart(80, 150)])])
+    (tmp_path / "report.pdf").write_bytes(pdf)
+    with Index(tmp_path / "idx", **FAST) as index:
+        assert not index.add(tmp_path / "report.pdf").failed
+        hit = index.search("red circle figure", k=3, group_by="item",
+                           filters={"modality": "image"})[0]
+        assert hit.item.metadata["caption"] == "Figure 1: A red circle on white paper."
+        assert hit.item.page == 1 and hit.item.bbox and hit.media_path
+        assert Path(hit.media_path).exists()
+        kinds = {h.item.metadata.get("origin") for h in index.search(
+            "figure", k=10, group_by="item", filters={"modality": "image"})}
+        assert {"pdf-image", "pdf-vector"} <= kinds
+    with Index(tmp_path / "off", ingest={"pdf_figures": False}, **FAST) as index:
+        index.add(tmp_path / "report.pdf")
+        assert not index.search("red circle", k=5, filters={"modality": "image"})

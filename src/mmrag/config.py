@@ -34,6 +34,8 @@ class IngestSettings(BaseModel):
         450_000_000, description="decompression-bomb limit; larger images are refused")
     pdf_dpi: int = Field(110, ge=36, le=600, description="page render resolution")
     pdf_password: str | None = None
+    pdf_figures: bool = Field(
+        True, description="extract embedded images and figure regions as image items")
     batch_size: int = Field(16, ge=1, description="documents committed per store write")
     ocr: Literal["auto", "always", "never"] = Field(
         "auto", description="auto: OCR images and PDF pages whose text layer is unusable; "

@@ -101,9 +101,9 @@ def test_streaming_renders_lazily(monkeypatch):
     closed: list[int] = []
     real_read, real_close = pdf_module._read_page, pdfium.PdfDocument.close
 
-    def counting(pdf, index, scale, uri):
+    def counting(pdf, index, scale, uri, *rest):
         renders.append(index)
-        return real_read(pdf, index, scale, uri)
+        return real_read(pdf, index, scale, uri, *rest)
 
     def closing(self, *a, **k):
         closed.append(1)

@@ -26,6 +26,7 @@ from ..config import IngestSettings
 from ..errors import IngestError, MmragError
 from ..types import Blob
 from .base import Piece, loaders
+from .figures import extract_figures
 from .ocr import OCRResult, is_garbled, line_spans, needs_ocr, ocr_image, ocr_workers, union_bbox
 from .text import text_pieces
 
@@ -97,26 +98,32 @@ def _has_images(page: Any) -> bool:
     return False
 
 
-def _read_page(pdf: Any, index: int, scale: float,
-               uri: str) -> tuple[str, Any, float, float, bool]:
-    """Text, render (or None), size in points and whether it has raster images, of one
-    page; the page is closed after."""
+def _read_page(pdf: Any, index: int, scale: float, uri: str,
+               settings: IngestSettings | None = None
+               ) -> tuple[str, Any, float, float, bool, list[Piece]]:
+    """Text, render (or None), size in points, whether it has raster images, and its
+    figures (when ``settings.pdf_figures``), of one page; the page is closed after."""
     page = pdf[index]
+    textpage = None
     try:
         width, height = page.get_size()
         text = ""
-        textpage = None
         try:
             textpage = page.get_textpage()
             text = _clean(textpage.get_text_range())
         except Exception as exc:  # a bad text layer still has a render
             log.warning("%s: page %d has an unreadable text layer: %s", uri, index + 1,
                         _one_line(exc))
-        finally:
-            if textpage is not None:
-                textpage.close()
-        return text, _render(page, scale, uri, index), width, height, _has_images(page)
+        image = _render(page, scale, uri, index)
+        figures: list[Piece] = []
+        if settings is not None and settings.pdf_figures:
+            # extract_figures never raises: a bad object only loses that figure
+            figures = extract_figures(page, index + 1, text, settings, render=image,
+                                      render_scale=scale, textpage=textpage)
+        return text, image, width, height, _has_images(page), figures
     finally:
+        if textpage is not None:
+            textpage.close()
         page.close()
 
 
@@ -206,8 +213,8 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
         for index in range(count):
             try:
                 with pdfium_lock:
-                    text, image, width, height, images = _read_page(
-                        pdf, index, scale, blob.uri)
+                    text, image, width, height, images, figures = _read_page(
+                        pdf, index, scale, blob.uri, settings)
                     ocr_img = None
                     if mode == "always" or (mode == "auto"
                                             and _wants_ocr(text, width * height, images)):
@@ -221,7 +228,7 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
                 if pool is None:
                     pool = ThreadPoolExecutor(workers, thread_name_prefix="mmrag-ocr")
                 future = pool.submit(_ocr_page, ocr_img, settings, blob.uri, index + 1)
-            pending.append((index, (text, image, ocr_img, width, height), future))
+            pending.append((index, (text, image, ocr_img, width, height, figures), future))
             while pending and (len(pending) > window or pending[0][2] is None
                                or pending[0][2].done()):
                 yield from _emit(pending.popleft(), meta, settings)
@@ -236,6 +243,27 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
 
 def _emit(item: tuple[int, tuple[Any, ...], Future[OCRResult | None] | None],
           meta: dict[str, Any], settings: IngestSettings) -> Iterator[Piece]:
-    index, (text, image, ocr_img, width, height), future = item
+    index, (text, image, ocr_img, width, height, figures), future = item
     ocr = future.result() if future is not None else None
     yield from _page_pieces(index, text, image, ocr_img, ocr, width, height, meta, settings)
+    for fig in figures:
+        yield _with_ocr(fig, meta, settings)
+
+
+def _with_ocr(fig: Piece, meta: dict[str, Any], settings: IngestSettings) -> Piece:
+    """A figure crop with the document metadata and, for a raster figure, its OCR text:
+    vector figures already carry their labels from the text layer, raster ones don't."""
+    fig.metadata = {**meta, **fig.metadata}
+    if settings.ocr == "never" or fig.metadata.get("origin") != "pdf-image" or fig.image is None:
+        return fig
+    try:
+        found = ocr_image(fig.image, settings)
+    except MmragError:
+        raise
+    except Exception as exc:  # the figure stays findable by its caption
+        log.warning("figure OCR failed on page %d: %s", fig.page, _one_line(exc))
+        return fig
+    if found is not None and found.text.strip():
+        fig.text = f"{fig.text}\n{found.text}".strip()
+        fig.metadata["ocr_text"] = found.text
+    return fig
