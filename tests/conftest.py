@@ -179,3 +179,75 @@ def tiny_colqwen2_path(tmp_path_factory) -> Path:
                          ).save_pretrained(path)
     proc.save_pretrained(path)
     return path
+
+
+# -- tiny BLIP (image captioning) ------------------------------------------------------------
+def _blip_tokenizer():
+    """A word-level BertTokenizer plus BLIP's ``[DEC]`` bos token, as the real checkpoints
+    have it: the decoder starts at ``[DEC]`` and stops at ``[SEP]``."""
+    from transformers import BertTokenizer
+
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])}
+    for word in WORDS:
+        vocab[word] = len(vocab)
+    tok = BertTokenizer(vocab=vocab, model_max_length=TEXT_LEN)
+    tok.add_special_tokens({"bos_token": "[DEC]"})
+    return tok
+
+
+@pytest.fixture(scope="session")
+def tiny_blip_path(tmp_path_factory) -> Path:
+    """BLIP captioner: ViT 32 px / 8 px patches, 2-layer BERT decoder, random weights."""
+    import torch
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipProcessor
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+    path = tmp_path_factory.mktemp("tiny-blip")
+    tok = _blip_tokenizer()
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ("[PAD]", "[SEP]", "[DEC]")}
+    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=64, encoder_hidden_size=32,
+                bos_token_id=ids["[DEC]"], sep_token_id=ids["[SEP]"],
+                eos_token_id=ids["[SEP]"], pad_token_id=ids["[PAD]"])
+    vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                  num_attention_heads=4, image_size=32, patch_size=8)
+    torch.manual_seed(5)
+    BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=vision,
+                                            projection_dim=16)).save_pretrained(path)
+    images = BlipImageProcessorPil(size={"height": 32, "width": 32})
+    BlipProcessor(image_processor=images, tokenizer=tok).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_blip2_path(tmp_path_factory) -> Path:
+    """BLIP-2: ViT 32 px / 8 px patches → 1-layer Q-Former (4 queries) → 1-layer OPT, with a
+    byte-level GPT-2 tokenizer (no merges); the processor prepends the ``<image>`` tokens."""
+    import torch
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor
+    from transformers import GPT2Tokenizer
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+    path = tmp_path_factory.mktemp("tiny-blip2")
+    vocab = {"<pad>": 0, "</s>": 1}
+    for ch in sorted(ByteLevel.alphabet()):
+        vocab[ch] = len(vocab)
+    tok = GPT2Tokenizer(vocab=vocab, merges=[], bos_token="</s>", eos_token="</s>",
+                        pad_token="<pad>", unk_token="</s>")
+    images = BlipImageProcessorPil(size={"height": 32, "width": 32})
+    proc = Blip2Processor(image_processor=images, tokenizer=tok, num_query_tokens=4)
+    image_id = tok.convert_tokens_to_ids("<image>")
+    vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                  num_attention_heads=4, image_size=32, patch_size=8)
+    qformer = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                   num_attention_heads=4, encoder_hidden_size=32)
+    text = dict(model_type="opt", vocab_size=len(tok), hidden_size=32, ffn_dim=37,
+                num_hidden_layers=1, num_attention_heads=4, word_embed_proj_dim=32,
+                max_position_embeddings=64, bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    torch.manual_seed(6)
+    Blip2ForConditionalGeneration(Blip2Config(vision_config=vision, qformer_config=qformer,
+                                              text_config=text, num_query_tokens=4,
+                                              image_token_index=image_id)).save_pretrained(path)
+    proc.save_pretrained(path)
+    return path

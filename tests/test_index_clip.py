@@ -95,3 +95,20 @@ def test_colpali_profile_wiring_maxsim_over_pooled_candidates(tmp_path, pictures
     with Index(tmp_path / "idx") as again:  # profile, model and token store come back
         assert again.profile == "colpali"
         assert len(again.multivec["colpali"].ids()) == 5
+
+
+def test_caption_model_wiring_adds_captions_to_images_and_figures(tmp_path, pictures,
+                                                                  tiny_blip_path):
+    settings = {"text_encoder": "hashing", "caption_model": str(tiny_blip_path),
+                "caption_max_new_tokens": 5}
+    with Index(tmp_path / "idx", encode=settings) as index:
+        assert not index.add(pictures).failed
+        images = index.search("noise", k=10, group_by="item", filters={"modality": "image"})
+        assert images
+        for hit in images:
+            caption = hit.item.metadata["generated_caption"]
+            assert hit.item.metadata["caption_model"] == str(tiny_blip_path)
+            assert caption and hit.item.text.endswith(caption)
+        # captions are generated words: they are searchable like any other text
+        word = images[0].item.metadata["generated_caption"].split()[0]
+        assert index.search(word, k=10, mode="bm25", group_by="item")

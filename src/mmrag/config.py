@@ -32,6 +32,9 @@ class IngestSettings(BaseModel):
     max_bytes: int = Field(512 * 2**20, description="largest source accepted")
     max_image_pixels: int = Field(
         450_000_000, description="decompression-bomb limit; larger images are refused")
+    max_image_side: int = Field(
+        4096, ge=64, description="longest side of a decoded image handed to encoders and "
+        "OCR; larger images are downscaled (the stored original is kept as is)")
     pdf_dpi: int = Field(110, ge=36, le=600, description="page render resolution")
     pdf_password: str | None = None
     pdf_figures: bool = Field(
@@ -51,6 +54,11 @@ class EncodeSettings(BaseModel):
     text_model: str = Field("", description="id or path; empty = bundled all-MiniLM-L6-v2")
     vision_encoder: str = "clip"
     vision_model: str = Field("", description="CLIP/SigLIP hub id or local path")
+    caption_model: str = Field(
+        "", description="image-to-text model (BLIP, GIT, Florence-2, a VLM) captioning "
+                        "images and figures at ingest; empty = off")
+    caption_prompt: str | None = None
+    caption_max_new_tokens: int = Field(30, ge=1)
     multivector: Literal["float16", "pooled", "binary"] = Field(
         "float16", description="colpali profile: how page token matrices are stored")
     image_descriptor: bool = Field(

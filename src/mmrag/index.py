@@ -23,6 +23,7 @@ from .catalog import Catalog, DocRecord
 from .config import Settings
 from .encode import build_encoders
 from .encode.base import Encoder
+from .encode.caption import ImageCaptioner, captioners
 from .errors import ConfigError, MmragError, QueryError
 from .ingest.fetch import fetch_url
 from .ingest.media import MediaStore
@@ -66,6 +67,7 @@ class Index:
         self._encoders: dict[str, Encoder] | None = None
         self._store: Store | None = None
         self._multivec: dict[str, MultiVectorStore] | None = None
+        self._captioner: ImageCaptioner | None = None
         if (self.root / MANIFEST).exists():
             self._recover()
 
@@ -128,6 +130,16 @@ class Index:
         return self._store
 
     @property
+    def captioner(self) -> ImageCaptioner | None:
+        """The image-to-text model of ``encode.caption_model``, loaded on first use."""
+        enc = self.settings.encode
+        if self._captioner is None and enc.caption_model:
+            self._captioner = captioners.create(
+                "transformers", enc.caption_model, device=enc.device, threads=enc.threads,
+                prompt=enc.caption_prompt, max_new_tokens=enc.caption_max_new_tokens)
+        return self._captioner
+
+    @property
     def multivec(self) -> dict[str, MultiVectorStore]:
         """Token-matrix stores of the late-interaction spaces (empty for other profiles)."""
         if self._multivec is None:
@@ -183,7 +195,7 @@ class Index:
         catalog transaction, so an interruption loses at most the group in flight.
         """
         return Ingestion(self.settings, self.catalog, self.media, self.store, self.encoders,
-                         self.multivec).run(sources, metadata, show_progress)
+                         self.multivec, self.captioner).run(sources, metadata, show_progress)
 
     # -- read ------------------------------------------------------------------------
     def search(self, query: Any, k: int = 10, filters: Filters | dict[str, Any] | None = None,

@@ -18,6 +18,7 @@ from PIL import Image
 from .catalog import Catalog, DocRecord
 from .config import Settings
 from .encode.base import Encoder
+from .encode.caption import ImageCaptioner
 from .errors import IngestError, MmragError
 from .ingest import load, resolve
 from .ingest.base import Piece
@@ -53,8 +54,10 @@ class Ingestion:
 
     def __init__(self, settings: Settings, catalog: Catalog, media: MediaStore, store: Store,
                  encoders: dict[str, Encoder],
-                 multivec: dict[str, MultiVectorStore] | None = None):
+                 multivec: dict[str, MultiVectorStore] | None = None,
+                 captioner: ImageCaptioner | None = None):
         self.settings = settings
+        self.captioner = captioner
         self.multivec = multivec or {}
         self.catalog = catalog
         self.media = media
@@ -131,6 +134,7 @@ class Ingestion:
         image_encoders = {n: e for n, e in self.encoders.items() if e.supports_images}
         batch: list[tuple[int, Image.Image]] = []
         for piece in load(doc.blob, self.settings.ingest):
+            self._caption(piece)
             idx = len(doc.items)
             doc.items.append(self._item(doc, piece, metadata))
             if piece.image is not None and image_encoders:
@@ -140,6 +144,17 @@ class Ingestion:
                 batch = []
         if batch:
             self._encode_images(doc, batch, image_encoders)
+
+    def _caption(self, piece: Piece) -> None:
+        """Append a generated caption to image and figure text, so BM25 and the text
+        space find pictures by what they show (pages are read by their text or OCR)."""
+        if self.captioner is None or piece.modality != "image" or piece.image is None:
+            return
+        caption = self.captioner.caption([piece.image])[0]
+        if caption:
+            piece.text = f"{piece.text}\n{caption}".strip()
+            piece.metadata["generated_caption"] = caption
+            piece.metadata["caption_model"] = self.captioner.model_name
 
     def _item(self, doc: _Doc, piece: Piece, metadata: dict[str, Any]) -> Item:
         blob = doc.blob
