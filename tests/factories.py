@@ -286,3 +286,47 @@ def serve_directory(path: Path | str,
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+# --- large images ----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2)
+def make_large_png(width: int = 20000, height: int = 20000,
+                   left: tuple[int, int, int] = (255, 0, 0),
+                   right: tuple[int, int, int] = (0, 0, 255)) -> bytes:
+    """An RGB PNG, left half ``left``, right half ``right``: ~width*height*3 bytes once
+    decoded, but built in a few MB and about a second (identical rows, repeated deflate
+    segments, as in :func:`make_bomb_png`)."""
+    half = width // 2
+    row = b"\x00" + bytes(left) * half + bytes(right) * (width - half)
+    block_rows = 64
+    full, rest = divmod(height, block_rows)
+
+    def segment(rows: int) -> bytes:
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        return comp.compress(row * rows) + comp.flush(zlib.Z_FULL_FLUSH)
+
+    block = row * block_rows
+    adler = 1
+    for _ in range(full):
+        adler = zlib.adler32(block, adler)
+    adler = zlib.adler32(row * rest, adler)
+    stream = (b"\x78\x9c" + segment(block_rows) * full + (segment(rest) if rest else b"")
+              + b"\x03\x00" + struct.pack(">I", adler))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", stream) + _png_chunk(b"IEND", b""))
+
+
+@functools.lru_cache(maxsize=2)
+def make_large_jpeg(width: int = 20000, height: int = 20000,
+                    left: tuple[int, int, int] = (255, 0, 0),
+                    right: tuple[int, int, int] = (0, 0, 255)) -> bytes:
+    """An RGB JPEG, left half ``left``, right half ``right`` (quality 50). Pillow holds
+    the full image while encoding: ~4 bytes a pixel (1.6 GB for 20000x20000)."""
+    img = Image.new("RGB", (width, height), left)
+    img.paste(right, (width // 2, 0, width, height))
+    data = _encode(img, "JPEG", quality=50)
+    img.close()
+    return data

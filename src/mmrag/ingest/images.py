@@ -8,6 +8,12 @@ by ours, which names the setting to change.
 Unless ``ingest.ocr`` is ``"never"``, every image (sides ≥ 32 px) is OCR'd and the text
 read is appended to the piece text after the file-name words, so charts and screenshots
 are found by their labels and numbers; it is also kept in ``metadata["ocr_text"]``.
+
+Images whose longest side exceeds ``ingest.max_image_side`` are downscaled to it for the
+encoders and OCR (``metadata["original_width"/"original_height"]`` keep the full size; the
+stored media stays the original bytes). JPEGs are decoded at 1/2, 1/4 or 1/8 scale
+(``draft``), so a 20000x20000 photo never exists at full size in memory; other formats are
+decoded in full once, then reduced before the RGB conversion.
 """
 
 from __future__ import annotations
@@ -148,10 +154,42 @@ def _open(blob: Blob, settings: IngestSettings) -> tuple[Image.Image, bool]:
     return img, unlimited
 
 
-def _frames(img: Image.Image, blob: Blob, settings: IngestSettings,
-            unlimited: bool) -> Iterator[tuple[int, Image.Image]]:
+def _fit(w: int, h: int, side: int) -> tuple[int, int]:
+    """``(w, h)`` scaled so that the longest side is ``side`` (never below 1 px)."""
+    ratio = side / max(w, h)
+    return max(1, round(w * ratio)), max(1, round(h * ratio))
+
+
+# Modes whose resize would average palette indices or fall back to nearest neighbour:
+# widened first, so a downscaled scan keeps legible text.
+_WIDEN = {"1": "L", "P": None, "PA": None, "I;16": None, "I;16B": None, "I;16L": None}
+_ORIENTATION_INFO = {"exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp"}
+
+
+def _shrink(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``img`` (decoded) resized to ``size``, orientation tags kept for exif_transpose."""
+    src: Image.Image = img
+    if src.mode in _WIDEN:
+        target = _WIDEN[src.mode]
+        src = src.convert(target) if target else to_rgb(src)
+    # reducing_gap: box-average by an integer factor first (fast, antialiased), then a
+    # LANCZOS pass over the last <3x, as good as a full LANCZOS at a fraction of the time.
+    small = src.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    # JPEG/PNG EXIF and XMP orientation travel in info; a palette "transparency" must not.
+    small.info = {k: v for k, v in img.info.items() if k in _ORIENTATION_INFO}
+    orientation = img.getexif().get(0x0112)  # TIFF keeps it in its own tags
+    if orientation:
+        small.getexif()[0x0112] = orientation
+    return small
+
+
+def _frames(img: Image.Image, blob: Blob, settings: IngestSettings, unlimited: bool
+            ) -> Iterator[tuple[int, Image.Image, tuple[int, int] | None]]:
+    """Each frame as RGB, bounded by ``max_image_side``, with its original (oriented)
+    size when it was downscaled."""
     fmt = img.format or ""
     count = getattr(img, "n_frames", 1) if fmt in _ALL_FRAMES else 1
+    side = settings.max_image_side
     for index in range(count):
         with _quiet_pil():
             if index:
@@ -159,13 +197,31 @@ def _frames(img: Image.Image, blob: Blob, settings: IngestSettings,
             w, h = img.size
             if _too_large(w, h, settings):
                 raise _refuse(blob.uri, w, h)
+            target = _fit(w, h, side) if max(w, h) > side else None
+            if target is not None:
+                # JPEG: decode at the smallest 1/2..1/8 scale still >= target (no-op for
+                # other formats). Must come before load().
+                img.draft("RGB", target)
             if unlimited:
                 with _pil_limit_off():
                     img.load()
             else:
                 img.load()  # decode now, so truncation is reported here
-            frame = ImageOps.exif_transpose(img)
-        yield index, to_rgb(frame)
+            frame: Image.Image = img
+            original = None
+            if target is not None:
+                frame = _shrink(img, target)
+                original = (w, h)
+                if count == 1:
+                    img.close()  # drop the full-size pixels now, not after the consumer
+            oriented = ImageOps.exif_transpose(frame)
+            if original is not None and oriented.size != frame.size:
+                original = (h, w)  # rotated by 90 degrees like the pixels
+            # exif_transpose already copied: skip a second copy of an RGB image.
+            rgb = oriented if oriented.mode == "RGB" and oriented is not img \
+                else to_rgb(oriented)
+            del frame, oriented  # only rgb stays alive while the consumer has it
+        yield index, rgb, original
 
 
 @loaders.register("image")
@@ -200,9 +256,11 @@ def load_image(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
                                   f"corrupt or truncated image: {_one_line(exc)}") from None
             if item is None:
                 return
-            index, rgb = item
+            index, rgb, original = item
             meta: dict[str, Any] = {"width": rgb.width, "height": rgb.height, "format": fmt,
                                     "frames": frames}
+            if original is not None:
+                meta["original_width"], meta["original_height"] = original
             if multi:
                 buf = io.BytesIO()
                 rgb.save(buf, format="PNG")
