@@ -141,8 +141,13 @@ def tiny_colqwen2_path(tmp_path_factory) -> Path:
     different sizes get different token counts) + a byte-level Qwen2Tokenizer, no merges."""
     import torch
     from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import AddedToken, ColQwen2Config, ColQwen2ForRetrieval, ColQwen2Processor
-    from transformers import Qwen2Tokenizer
+    from transformers import (
+        AddedToken,
+        ColQwen2Config,
+        ColQwen2ForRetrieval,
+        ColQwen2Processor,
+        Qwen2Tokenizer,
+    )
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
         Qwen2VLImageProcessorPil,
     )
@@ -225,8 +230,12 @@ def tiny_blip2_path(tmp_path_factory) -> Path:
     byte-level GPT-2 tokenizer (no merges); the processor prepends the ``<image>`` tokens."""
     import torch
     from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor
-    from transformers import GPT2Tokenizer
+    from transformers import (
+        Blip2Config,
+        Blip2ForConditionalGeneration,
+        Blip2Processor,
+        GPT2Tokenizer,
+    )
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
     path = tmp_path_factory.mktemp("tiny-blip2")

@@ -24,8 +24,8 @@ from .ingest import load, resolve
 from .ingest.base import Piece
 from .ingest.media import MediaStore
 from .progress import Progress
-from .search.searcher import page_item_id
 from .search.late import mean_vector
+from .search.searcher import page_item_id
 from .store.base import Store
 from .store.multivec import MultiVectorStore
 from .types import AddReport, Blob, Failure, Item

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmrag.search.late import (binarize, hamming_maxsim, maxsim, maxsim_naive, mean_vector,
-                               pack, pool_tokens, rerank)
+from mmrag.search.late import (
+    binarize,
+    hamming_maxsim,
+    maxsim,
+    maxsim_naive,
+    mean_vector,
+    pack,
+    pool_tokens,
+    rerank,
+)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -87,8 +87,8 @@ class _Frame:
             return v, self.w0 - u
         return u, v
 
-    def to_top_left(self, l: float, b: float, r: float, t: float) -> Box:
-        (x0, y0), (x1, y1) = self._point(l, b), self._point(r, t)
+    def to_top_left(self, left: float, b: float, r: float, t: float) -> Box:
+        (x0, y0), (x1, y1) = self._point(left, b), self._point(r, t)
         return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
     def to_pdf(self, box: Box) -> tuple[float, float, float, float]:
@@ -228,14 +228,14 @@ def _text_lines(textpage: Any, frame: _Frame) -> list[_Line]:
         return []
     for i in range(n):
         try:
-            l, b, r, t = textpage.get_rect(i)
-            text = textpage.get_text_bounded(l, b, r, t)
+            left, b, r, t = textpage.get_rect(i)
+            text = textpage.get_text_bounded(left, b, r, t)
         except Exception as exc:
             log.debug("text rectangle %d skipped: %s", i, _one_line(exc))
             continue
         text = " ".join(text.replace("\x02", "").replace("\ufffe", "").split())
         if text:
-            runs.append(_Line(frame.to_top_left(l, b, r, t), text))
+            runs.append(_Line(frame.to_top_left(left, b, r, t), text))
     runs.sort(key=lambda ln: (round(ln.box[1]), ln.box[0]))
     lines: list[_Line] = []
     for run in runs:

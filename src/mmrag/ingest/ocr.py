@@ -162,7 +162,7 @@ class RapidOCREngine:
         finally:
             self._pool.put(ocr)
         tall = flipped = total = 0.0
-        for box, (label, _score) in zip(boxes, labels):
+        for box, (label, _score) in zip(boxes, labels, strict=False):
             xs, ys = box[:, 0], box[:, 1]
             w, h = float(xs.max() - xs.min()), float(ys.max() - ys.min())
             weight = max(w, h)  # long lines count more than specks
@@ -479,7 +479,7 @@ def union_bbox(lines: list[OCRLine], spans: list[tuple[int, int]], start: int, e
                ) -> tuple[float, float, float, float] | None:
     """Union of the boxes of the lines overlapping text ``[start, end)``, optionally mapped
     by ``to_page(x, y)``."""
-    boxes = [ln.bbox for ln, (s, e) in zip(lines, spans) if s < end and e > start]
+    boxes = [ln.bbox for ln, (s, e) in zip(lines, spans, strict=False) if s < end and e > start]
     if not boxes:
         return None
     x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
