@@ -102,16 +102,16 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 
 
 @functools.lru_cache(maxsize=4)
-def make_bomb_png(width: int = 30000, height: int = 30000) -> bytes:
-    """A valid 1-bit greyscale PNG of ``width`` x ``height`` zeros: ~100 KB on disk, ~900 MB
-    (~2.7 GB as RGB) once decoded. Built in a few MB of memory and well under a second."""
-    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
-    block_rows = 256
+def _repeated_row_png(row: bytes, width: int, height: int, bit_depth: int, colour_type: int,
+                      block_rows: int = 256) -> bytes:
+    """A PNG whose every scanline is ``row`` (filter byte included), built in a few MB.
+
+    Each deflate segment ends with a full flush, on a byte boundary with no
+    back-references, so identical segments can simply be repeated inside one stream.
+    """
     full, rest = divmod(height, block_rows)
 
     def segment(rows: int) -> bytes:
-        # A full flush ends the segment on a byte boundary with no back-references, so
-        # identical segments can simply be repeated inside one deflate stream.
         comp = zlib.compressobj(9, zlib.DEFLATED, -15)
         return comp.compress(row * rows) + comp.flush(zlib.Z_FULL_FLUSH)
 
@@ -122,9 +122,16 @@ def make_bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     adler = zlib.adler32(row * rest, adler)
     stream = (b"\x78\xda" + segment(block_rows) * full + (segment(rest) if rest else b"")
               + b"\x03\x00" + struct.pack(">I", adler))  # empty final block + checksum
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
             + _png_chunk(b"IDAT", stream) + _png_chunk(b"IEND", b""))
+
+
+def make_bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+    """A valid 1-bit greyscale PNG of ``width`` x ``height`` zeros: ~100 KB on disk, ~900 MB
+    (~2.7 GB as RGB) once decoded. Built in a few MB of memory and well under a second."""
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    return _repeated_row_png(row, width, height, bit_depth=1, colour_type=0)
 
 
 # --- PDF -------------------------------------------------------------------------------
@@ -297,26 +304,10 @@ def make_large_png(width: int = 20000, height: int = 20000,
                    right: tuple[int, int, int] = (0, 0, 255)) -> bytes:
     """An RGB PNG, left half ``left``, right half ``right``: ~width*height*3 bytes once
     decoded, but built in a few MB and about a second (identical rows, repeated deflate
-    segments, as in :func:`make_bomb_png`)."""
+    segments: :func:`_repeated_row_png`)."""
     half = width // 2
     row = b"\x00" + bytes(left) * half + bytes(right) * (width - half)
-    block_rows = 64
-    full, rest = divmod(height, block_rows)
-
-    def segment(rows: int) -> bytes:
-        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
-        return comp.compress(row * rows) + comp.flush(zlib.Z_FULL_FLUSH)
-
-    block = row * block_rows
-    adler = 1
-    for _ in range(full):
-        adler = zlib.adler32(block, adler)
-    adler = zlib.adler32(row * rest, adler)
-    stream = (b"\x78\x9c" + segment(block_rows) * full + (segment(rest) if rest else b"")
-              + b"\x03\x00" + struct.pack(">I", adler))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
-            + _png_chunk(b"IDAT", stream) + _png_chunk(b"IEND", b""))
+    return _repeated_row_png(row, width, height, bit_depth=8, colour_type=2, block_rows=64)
 
 
 @functools.lru_cache(maxsize=2)
