@@ -1,4 +1,5 @@
-"""Helpers shared by the model-backed encoders: one-line load errors, thread use."""
+"""Helpers shared by the model-backed encoders: one-line load errors, thread use, and
+the image preparation every transformers image model needs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from PIL import Image
 
 from ..errors import ConfigError
 
@@ -55,3 +59,30 @@ def threads_for(n_inputs: int) -> Iterator[None]:
             yield
         finally:
             torch.set_num_threads(before)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def input_side(processor: Any) -> int:
+    """The longest side the processor resizes to (0 when it can't be told)."""
+    sides = [0]
+    for attr in ("size", "crop_size"):
+        spec = getattr(processor, attr, None) or {}
+        if isinstance(spec, dict):
+            sides += [int(v) for k, v in spec.items()
+                      if k in ("shortest_edge", "height", "width") and v]
+    return max(sides)
+
+
+def shrink(image: Image.Image, side: int) -> Image.Image:
+    """Box-reduce by an integer factor while the short side stays ≥ 2× the model input.
+
+    This is Pillow's ``reducing_gap=2`` trick: the processor's bicubic resize then works on
+    a quarter of the pixels, which halves preprocessing time for photos at no visible cost.
+    """
+    if side <= 0:
+        return image
+    factor = min(image.size) // (2 * side)
+    return image.reduce(factor) if factor >= 2 else image

@@ -22,8 +22,7 @@ from PIL import Image
 
 from ..errors import ConfigError
 from ..registry import Registry
-from ._util import first_line, resolve_model, threads_for
-from .clip import _input_side, _shrink, _to_rgb
+from ._util import first_line, input_side, resolve_model, shrink, threads_for, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ class Captioner:
             # Decoder-only models continue the last position: pad on the left, so images
             # with different token counts (dynamic resolution) batch correctly.
             tokenizer.padding_side = "left"
-        self._side = _input_side(getattr(self._processor, "image_processor", None))
+        self._side = input_side(getattr(self._processor, "image_processor", None))
 
     def _prompt_text(self) -> str | None:
         if self.prompt is None:
@@ -103,7 +102,7 @@ class Captioner:
                               f"{first_line(exc)}") from None
 
     def _inputs(self, images: Sequence[Image.Image]) -> dict[str, Any]:
-        images = [_shrink(_to_rgb(im), self._side) for im in images]
+        images = [shrink(to_rgb(im), self._side) for im in images]
         if self._text is None:
             enc = self._processor(images=images, return_tensors="pt")
         else:

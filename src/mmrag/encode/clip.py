@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
-from ._util import first_line, resolve_model, threads_for
+from ._util import first_line, input_side, resolve_model, shrink, threads_for, to_rgb
 from .base import encoders, l2_normalize
 
 log = logging.getLogger(__name__)
@@ -42,33 +42,6 @@ def _pooled(out: Any) -> Any:
     if isinstance(out, (tuple, list)) and len(out) > 1:
         return out[1]
     raise TypeError(f"cannot find embeddings in model output of type {type(out).__name__!r}")
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def _input_side(processor: Any) -> int:
-    """The longest side the processor resizes to (0 when it can't be told)."""
-    sides = [0]
-    for attr in ("size", "crop_size"):
-        spec = getattr(processor, attr, None) or {}
-        if isinstance(spec, dict):
-            sides += [int(v) for k, v in spec.items()
-                      if k in ("shortest_edge", "height", "width") and v]
-    return max(sides)
-
-
-def _shrink(image: Image.Image, side: int) -> Image.Image:
-    """Box-reduce by an integer factor while the short side stays ≥ 2× the model input.
-
-    This is Pillow's ``reducing_gap=2`` trick: the processor's bicubic resize then works on
-    a quarter of the pixels, which halves preprocessing time for photos at no visible cost.
-    """
-    if side <= 0:
-        return image
-    factor = min(image.size) // (2 * side)
-    return image.reduce(factor) if factor >= 2 else image
 
 
 @encoders.register("clip")
@@ -120,7 +93,7 @@ class CLIPEncoder:
                   getattr(self._tokenizer, "model_max_length", None)]
         limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
         self._max_length = min(limits) if limits else 77
-        self._side = _input_side(self._processor)
+        self._side = input_side(self._processor)
         self._image_params = set(inspect.signature(self._model.get_image_features).parameters)
         # A Rust tokenizer re-applies padding/truncation per call and raises "Already
         # borrowed" when two threads do it at once (e.g. concurrent search requests).
@@ -146,7 +119,7 @@ class CLIPEncoder:
 
     # -- images ------------------------------------------------------------------------
     def _preprocess(self, images: Sequence[Image.Image]) -> dict[str, Any]:
-        enc = self._processor(images=[_shrink(_to_rgb(im), self._side) for im in images],
+        enc = self._processor(images=[shrink(to_rgb(im), self._side) for im in images],
                               return_tensors="pt")
         return {k: v for k, v in enc.items() if k in self._image_params}
 

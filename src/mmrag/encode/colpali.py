@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
-from ._util import first_line, resolve_model, threads_for
+from ._util import first_line, resolve_model, threads_for, to_rgb
 from .base import encoders, l2_normalize
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 # model_type of the checkpoint's config → transformers class name
 _MODELS = {"colpali": "ColPaliForRetrieval", "colqwen2": "ColQwen2ForRetrieval"}
 _INPUTS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "token_type_ids")
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 @encoders.register("colpali")
@@ -105,7 +101,7 @@ class ColPaliEncoder:
 
     def encode_images_multi(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         """One (n_tokens, dim) float32 matrix per image, L2-normalised per token."""
-        images = [_to_rgb(im) for im in images]
+        images = [to_rgb(im) for im in images]
         if not images:
             return []
         return self._run(images, lambda part: self._processor.process_images(images=part))
