@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,15 +146,20 @@ def _big_enough(box: Box, frame: _Frame, min_side: float, min_area: float,
     return min_area <= share <= max_area
 
 
+def _object_boxes(page: Any, kind: int, frame: _Frame, label: str) -> Iterator[tuple[Any, Box]]:
+    """Page objects of one kind with their top-left page box; an object whose bounds
+    pdfium cannot give is skipped, never raised."""
+    for obj in page.get_objects(filter=[kind]):
+        try:
+            yield obj, frame.clip(frame.to_top_left(*_page_bounds(obj)))
+        except Exception as exc:
+            log.debug("%s object without bounds skipped: %s", label, _one_line(exc))
+
+
 def _image_figures(page: Any, frame: _Frame) -> list[_Figure]:
     """Raster images, touching ones merged (producers tile big images into strips)."""
     figs: list[_Figure] = []
-    for obj in page.get_objects(filter=[_PAGEOBJ_IMAGE]):
-        try:
-            box = frame.clip(frame.to_top_left(*_page_bounds(obj)))
-        except Exception as exc:
-            log.debug("image object without bounds skipped: %s", _one_line(exc))
-            continue
+    for obj, box in _object_boxes(page, _PAGEOBJ_IMAGE, frame, "image"):
         if box[2] - box[0] <= 0 or box[3] - box[1] <= 0:
             continue  # off the visible page
         figs.append(_Figure(box, "pdf-image", [obj]))
@@ -182,12 +188,7 @@ def _vector_figures(page: Any, frame: _Frame, gap: float, min_paths: int,
 
     boxes = []
     page_area = max(frame.width * frame.height, 1e-6)
-    for obj in page.get_objects(filter=[_PAGEOBJ_PATH]):
-        try:
-            box = frame.clip(frame.to_top_left(*_page_bounds(obj)))
-        except Exception as exc:
-            log.debug("path object without bounds skipped: %s", _one_line(exc))
-            continue
+    for _obj, box in _object_boxes(page, _PAGEOBJ_PATH, frame, "path"):
         if box[2] < box[0] or box[3] < box[1] or _area(box) > 0.8 * page_area:
             continue  # off-page, or a page background / frame around everything
         boxes.append(box)
