@@ -174,8 +174,8 @@ class Index:
             log.warning("removing %d half-ingested document(s) left by an interrupted run",
                         len(orphans))
             self.store.delete(sorted(orphans))
+        known = self.catalog.doc_ids() if self.multivec else set()
         for mv in self.multivec.values():
-            known = self.catalog.doc_ids()
             stray = [i for i in mv.ids() if i.split(":", 1)[0] not in known]
             if stray:
                 mv.delete(stray)

@@ -20,7 +20,7 @@ from ..errors import QueryError
 from ..store.base import ScoredItems, Store
 from ..types import Filters, Hit, Item
 from .fusion import rrf, top, weighted
-from .late import rerank
+from .late import mean_vector, rerank
 from .query import Query
 
 SNIPPET_CHARS = 280
@@ -92,7 +92,7 @@ class Searcher:
     def _late(self, space: str, text: str, n: int, filters: Filters | None) -> ScoredItems:
         """Late interaction: mean-vector ANN for candidates, then exact MaxSim on tokens."""
         query_tokens = self.encoders[space].encode_queries_multi([text])[0]  # type: ignore
-        pooled = l2_normalize(query_tokens.mean(axis=0))
+        pooled = mean_vector(query_tokens)
         candidates = self.store.dense(space, pooled, max(n, self.settings.late_candidates),
                                       filters)
         by_id = {it.id: it for it, _ in candidates}
