@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .errors import MmragError
-from .types import AddReport, Answer, Failure, Filters, Hit, Item
+from .types import AddReport, Answer, Citation, Failure, Filters, Hit, Item
 
 if TYPE_CHECKING:
     from .index import Index
 
-__all__ = ["AddReport", "Answer", "Failure", "Filters", "Hit", "Index", "Item", "MmragError",
+__all__ = ["AddReport", "Answer", "Citation", "Failure", "Filters", "Hit", "Index", "Item", "MmragError",
            "Settings", "__version__"]
 __version__ = "0.1.0"
 

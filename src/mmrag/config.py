@@ -87,6 +87,34 @@ class SearchSettings(BaseModel):
         100, ge=1, description="colpali: pooled-vector ANN candidates re-scored by MaxSim")
 
 
+class GenerateSettings(BaseModel):
+    """How answers are generated (``Index.ask``). API keys are read from the environment
+    variable named by ``api_key_env`` (never stored in config files)."""
+
+    generator: str = Field(
+        "extractive", description="extractive | openai | anthropic | gemini | local | gemma "
+        "| dotted path; extractive needs no model and works offline")
+    model: str = Field("", description="model id or local path for the generator")
+    base_url: str = Field("", description="openai: endpoint of an OpenAI-compatible server "
+                          "(vLLM, Ollama, llama.cpp, LM Studio); empty = api.openai.com")
+    api_key_env: str = Field("", description="env var holding the API key; empty = the "
+                             "provider's usual one (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)")
+    k: int = Field(5, ge=1, description="retrieved hits given to the generator")
+    max_tokens: int = Field(512, ge=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    timeout: float = Field(60.0, gt=0, description="seconds per request")
+    max_retries: int = Field(3, ge=0, description="retries with backoff on rate limits / "
+                             "transient errors")
+    images: bool = Field(True, description="send retrieved images and page renders as "
+                         "image parts to generators that accept them")
+    image_max_side: int = Field(768, ge=64, description="longest side of images sent")
+    image_format: Literal["webp", "jpeg", "png"] = "webp"
+    max_images: int = Field(4, ge=0)
+    max_context_chars: int = Field(12000, ge=500, description="text budget of the context")
+    min_score: float = Field(
+        0.0, ge=0.0, description="evidence below this relevance counts as not found")
+
+
 class MediaSettings(BaseModel):
     keep: Literal["original", "resized"] = "original"
     max_side: int = Field(1600, ge=64, description="longest side when keep='resized'")
@@ -108,6 +136,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    generate: GenerateSettings = Field(default_factory=GenerateSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

@@ -52,3 +52,8 @@ class QueryError(MmragError, ValueError):
 
 class StoreError(MmragError, RuntimeError):
     pass
+
+
+class GenerationError(MmragError, RuntimeError):
+    """A generator failed: missing API key, timeout, rate limit after retries, input too
+    large, or a model that cannot be loaded. The message is one line for the user."""

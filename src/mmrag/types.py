@@ -148,12 +148,54 @@ class AddReport:
 
 
 @dataclass(slots=True)
+class Citation:
+    """What ``[n]`` in an answer points at: one retrieved item, by file, page and id."""
+
+    number: int
+    item_id: str
+    doc_id: str
+    source: str
+    name: str
+    page: int
+    modality: str
+    media_path: str | None = None
+    snippet: str = ""
+
+    @classmethod
+    def from_hit(cls, number: int, hit: Hit) -> Citation:
+        it = hit.item
+        return cls(number=number, item_id=it.id, doc_id=it.doc_id, source=it.source,
+                   name=it.name, page=it.page, modality=it.modality,
+                   media_path=hit.media_path, snippet=hit.snippet)
+
+    def label(self) -> str:
+        """``[1] report.pdf, page 3`` — the line a terminal or a UI prints."""
+        where = f", page {self.page}" if self.modality in ("page", "image", "text") \
+            and self.page else ""
+        return f"[{self.number}] {self.name or self.source}{where}"
+
+
+@dataclass(slots=True)
 class Answer:
-    """A generated answer with the hits it cites (filled by the generate stage)."""
+    """A generated answer, the hits it was given (numbered from 1 as ``[1]``, ``[2]``...)
+    and the citations the text actually uses.
+
+    ``found`` is False when retrieval gave no usable evidence and the text says so instead
+    of guessing.
+    """
 
     text: str
     hits: list[Hit] = field(default_factory=list)
-    citations: list[int] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+    found: bool = True
+    generator: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "found": self.found, "generator": self.generator,
+                "seconds": self.seconds,
+                "citations": [asdict(c) for c in self.citations],
+                "hits": [h.to_dict() for h in self.hits]}
 
 
 @dataclass(slots=True)

@@ -1,0 +1,1 @@
+"""Generate stage: turn retrieved hits into a cited answer with a chosen generator."""
