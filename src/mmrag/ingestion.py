@@ -10,7 +10,8 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -28,9 +29,12 @@ from .search.late import mean_vector
 from .search.searcher import page_item_id
 from .store.base import Store
 from .store.multivec import MultiVectorStore
+from .timing import StageTimes, recording, stage
 from .types import AddReport, Blob, Failure, Item
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Flush a commit group early once it holds this many items, to bound memory.
 MAX_PENDING_ITEMS = 4096
@@ -78,8 +82,9 @@ class Ingestion:
         seen: set[str] = set()
         aliases: list[tuple[Blob, str]] = []  # same bytes twice in one run
         show = self.settings.show_progress if show_progress is None else show_progress
-        with Progress("indexing", show) as bar:
-            for entry in resolve(sources, self.settings.ingest):
+        times = StageTimes()
+        with recording(times), Progress("indexing", show) as bar:
+            for entry in timed(resolve(sources, self.settings.ingest), "read"):
                 if isinstance(entry, Failure):
                     report.failed.append(entry)
                     bar.advance(entry.source, failed=True)
@@ -108,10 +113,12 @@ class Ingestion:
                     self._commit(pending, report)
                     pending = []
             self._commit(pending, report)
-        self._commit_aliases(aliases)
-        if report.added or report.replaced:
-            self.store.optimize()
+            self._commit_aliases(aliases)
+            if report.added or report.replaced:
+                with stage("optimize"):
+                    self.store.optimize()
         report.seconds = time.perf_counter() - t0
+        report.timings = times.as_dict()
         return report
 
     def _plan(self, blob: Blob, report: AddReport, seen: set[str],
@@ -133,8 +140,9 @@ class Ingestion:
     def _load(self, doc: _Doc, metadata: dict[str, Any]) -> None:
         image_encoders = {n: e for n, e in self.encoders.items() if e.supports_images}
         batch: list[tuple[int, Image.Image]] = []
-        for piece in load(doc.blob, self.settings.ingest):
-            self._caption(piece)
+        for piece in timed(load(doc.blob, self.settings.ingest), "load"):
+            with stage("caption"):
+                self._caption(piece)
             idx = len(doc.items)
             doc.items.append(self._item(doc, piece, metadata))
             if piece.image is not None and image_encoders:
@@ -166,7 +174,8 @@ class Ingestion:
             item_id = f"{doc.doc_id}:p{piece.page}:t{len(doc.items)}"
         media = ""
         if piece.media is not None or piece.image is not None:
-            media = self.media.put_media(piece)
+            with stage("media"):
+                media = self.media.put_media(piece)
         return Item(id=item_id, doc_id=doc.doc_id, source=blob.uri, modality=piece.modality,
                     text=piece.text, page=piece.page, chunk_start=piece.chunk_start,
                     chunk_end=piece.chunk_end, section=piece.section, bbox=piece.bbox,
@@ -179,13 +188,15 @@ class Ingestion:
         for space, enc in encoders.items():
             slot = doc.vectors.setdefault(space, {})
             if space in self.multivec:  # late interaction: keep every token, ANN on the mean
-                mats = enc.encode_images_multi(images)  # type: ignore[attr-defined]
+                with stage(f"embed:{space}"):
+                    mats = enc.encode_images_multi(images)  # type: ignore[attr-defined]
                 multi = doc.multi.setdefault(space, {})
                 for (idx, _), mat in zip(batch, mats, strict=True):
                     multi[idx] = mat
                     slot[idx] = mean_vector(mat)
                 continue
-            vecs = enc.encode_images(images)
+            with stage(f"embed:{space}"):
+                vecs = enc.encode_images(images)
             for (idx, _), vec in zip(batch, vecs, strict=True):
                 slot[idx] = vec
 
@@ -195,20 +206,22 @@ class Ingestion:
         items = [it for d in docs for it in d.items]
         try:
             vectors = self._vectors(docs, items)
-            self.store.add(items, vectors)
-            for space, mv in self.multivec.items():
-                pairs = [(d.items[i].id, m) for d in docs
-                         for i, m in d.multi.get(space, {}).items()]
-                if pairs:
-                    mv.add([p[0] for p in pairs], [p[1] for p in pairs])
+            with stage("store"):
+                self.store.add(items, vectors)
+                for space, mv in self.multivec.items():
+                    pairs = [(d.items[i].id, m) for d in docs
+                             for i, m in d.multi.get(space, {}).items()]
+                    if pairs:
+                        mv.add([p[0] for p in pairs], [p[1] for p in pairs])
         except Exception as exc:
             log.debug("commit failed", exc_info=True)
             reason = f"could not store: {one_line(exc, '')}"
             report.failed.extend(Failure(d.blob.uri, reason) for d in docs)
             return
-        self.catalog.commit([DocRecord(d.doc_id, d.blob.uri, d.blob.name, d.blob.mime,
-                                       len(d.blob.data), [it.id for it in d.items],
-                                       time.time()) for d in docs])
+        with stage("catalog"):
+            self.catalog.commit([DocRecord(d.doc_id, d.blob.uri, d.blob.name, d.blob.mime,
+                                           len(d.blob.data), [it.id for it in d.items],
+                                           time.time()) for d in docs])
         for d in docs:
             (report.replaced if d.replaces else report.added).append(d.blob.uri)
         report.items += len(items)
@@ -242,9 +255,28 @@ class Ingestion:
             elif enc.supports_text:
                 rows = [i for i, it in enumerate(items) if _embed_text(it, chunked)]
                 if rows:
-                    mat[rows] = enc.encode_text([items[i].text for i in rows])
+                    with stage(f"embed:{space}"):
+                        mat[rows] = enc.encode_text([items[i].text for i in rows])
             out[space] = mat
         return out
+
+
+def timed(items: Iterable[T], name: str) -> Iterator[T]:
+    """``items`` re-yielded, with the time spent producing each one recorded as ``name``
+    (a generator's own work; the consumer's time between items is not counted)."""
+    it = iter(items)
+    try:
+        while True:
+            with stage(name):
+                try:
+                    value = next(it)
+                except StopIteration:
+                    return
+            yield value
+    finally:  # an abandoned loop must still close the loader (it holds the open PDF)
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
 
 
 def _embed_text(item: Item, chunked: set[tuple[str, int]]) -> bool:

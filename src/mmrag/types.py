@@ -136,6 +136,9 @@ class AddReport:
     failed: list[Failure] = field(default_factory=list)
     items: int = 0
     seconds: float = 0.0
+    # seconds per stage (read, load ⊃ parse/chunk/render/figures/ocr, media, embed:<space>,
+    # store, catalog, optimize); OCR is thread time and may exceed the wall time
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

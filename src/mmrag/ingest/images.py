@@ -33,6 +33,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config import IngestSettings
 from ..errors import IngestError, MmragError
+from ..timing import stage
 from ..types import Blob
 from .base import Piece, loaders
 from .ocr import ocr_image
@@ -282,7 +283,8 @@ def _ocr_text(img: Image.Image, settings: IngestSettings, uri: str) -> str:
     if settings.ocr == "never":
         return ""
     try:
-        return ocr_image(img, settings).text
+        with stage("ocr"):
+            return ocr_image(img, settings).text
     except MmragError:
         raise  # misconfiguration (unknown engine, missing extra) must be seen
     except Exception as exc:  # the image itself is still worth indexing

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config import IngestSettings
 from ..errors import IngestError, MmragError
+from ..timing import bind, stage
 from ..types import Blob
 from .base import Piece, loaders
 from .figures import extract_figures
@@ -109,18 +110,22 @@ def _read_page(pdf: Any, index: int, scale: float, uri: str,
         width, height = page.get_size()
         text = ""
         try:
-            textpage = page.get_textpage()
-            text = _clean(textpage.get_text_range())
+            with stage("parse"):
+                textpage = page.get_textpage()
+                text = _clean(textpage.get_text_range())
         except Exception as exc:  # a bad text layer still has a render
             log.warning("%s: page %d has an unreadable text layer: %s", uri, index + 1,
                         _one_line(exc))
-        image = _render(page, scale, uri, index)
+        with stage("render"):
+            image = _render(page, scale, uri, index)
         figures: list[Piece] = []
-        if settings is not None and settings.pdf_figures:
-            # extract_figures never raises: a bad object only loses that figure
-            figures = extract_figures(page, index + 1, text, settings, render=image,
-                                      render_scale=scale, textpage=textpage)
-        return text, image, width, height, _has_images(page), figures
+        with stage("figures"):
+            if settings is not None and settings.pdf_figures:
+                # extract_figures never raises: a bad object only loses that figure
+                figures = extract_figures(page, index + 1, text, settings, render=image,
+                                          render_scale=scale, textpage=textpage)
+            images = _has_images(page)
+        return text, image, width, height, images, figures
     finally:
         if textpage is not None:
             textpage.close()
@@ -134,7 +139,8 @@ def _ocr_render(pdf: Any, index: int, image: Any, scale: float, ocr_scale: float
         return image
     page = pdf[index]
     try:
-        return _render(page, ocr_scale, uri, index)
+        with stage("render"):
+            return _render(page, ocr_scale, uri, index)
     finally:
         page.close()
 
@@ -149,7 +155,8 @@ def _wants_ocr(text: str, area: float, images: bool) -> bool:
 
 def _ocr_page(img: Any, settings: IngestSettings, uri: str, page: int) -> OCRResult | None:
     try:
-        return ocr_image(img, settings)
+        with stage("ocr"):
+            return ocr_image(img, settings)
     except MmragError:
         raise  # misconfiguration (unknown engine, missing extra) must be seen
     except Exception as exc:  # one page the engine chokes on keeps its text layer
@@ -175,15 +182,17 @@ def _page_pieces(index: int, text: str, image: Any, ocr_img: Any, ocr: OCRResult
         yield Piece(modality="page", text=text, page=page_no, image=image, media_ext="png",
                     metadata={**meta, **extra})
     chunk_meta = {**meta, "origin": origin}
+    with stage("chunk"):
+        chunks = list(text_pieces(text, None, settings, page=page_no, metadata=chunk_meta))
     if origin != "ocr":
-        yield from text_pieces(text, None, settings, page=page_no, metadata=chunk_meta)
+        yield from chunks
         return
     sx, sy = width / ocr_img.width, height / ocr_img.height
 
     def to_page(x: float, y: float) -> tuple[float, float]:
         return (round(min(max(x * sx, 0.0), width), 2), round(min(max(y * sy, 0.0), height), 2))
 
-    for piece in text_pieces(text, None, settings, page=page_no, metadata=chunk_meta):
+    for piece in chunks:
         piece.bbox = union_bbox(lines, spans, piece.chunk_start, piece.chunk_end, to_page)
         yield piece
 
@@ -227,7 +236,7 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
             if ocr_img is not None:
                 if pool is None:
                     pool = ThreadPoolExecutor(workers, thread_name_prefix="mmrag-ocr")
-                future = pool.submit(_ocr_page, ocr_img, settings, blob.uri, index + 1)
+                future = pool.submit(bind(_ocr_page), ocr_img, settings, blob.uri, index + 1)
             pending.append((index, (text, image, ocr_img, width, height, figures), future))
             while pending and (len(pending) > window or pending[0][2] is None
                                or pending[0][2].done()):
@@ -257,7 +266,8 @@ def _with_ocr(fig: Piece, meta: dict[str, Any], settings: IngestSettings) -> Pie
     if settings.ocr == "never" or fig.metadata.get("origin") != "pdf-image" or fig.image is None:
         return fig
     try:
-        found = ocr_image(fig.image, settings)
+        with stage("ocr"):
+            found = ocr_image(fig.image, settings)
     except MmragError:
         raise
     except Exception as exc:  # the figure stays findable by its caption
