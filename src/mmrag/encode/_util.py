@@ -35,6 +35,49 @@ def resolve_model(model: str, what: str) -> str:
     return model
 
 
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16).
+
+    Elsewhere torch emulates bf16 on CPU and it is slower than float32, so ``auto`` must
+    not pick it. torch only exposes the check privately; a missing probe means "no".
+    """
+    import torch
+
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    for name in probes:
+        probe = getattr(torch.cpu, name, None)
+        try:
+            if probe is not None and probe():
+                return True
+        except Exception:  # a probe that fails tells us nothing
+            continue
+    return False
+
+
+def torch_dtype(precision: str, device: str) -> Any:
+    """The weight dtype for ``encode.precision``.
+
+    ``auto``: float16 on CUDA; bfloat16 on a CPU with native bf16 matmul, where it
+    measured 1.9x faster for MiniLM at cosine ≥ 0.9999 to the float32 vectors (ranking
+    unchanged); float32 otherwise.
+    """
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown encode.precision {precision!r}; choose one of "
+                          f"{', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return getattr(torch, precision)
+    if str(device).startswith("cuda"):
+        return torch.float16
+    if str(device) == "cpu" and native_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
 _THREADS_LOCK = threading.Lock()
 SMALL_BATCH = 4
 

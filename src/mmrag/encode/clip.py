@@ -21,7 +21,15 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
-from ._util import first_line, input_side, resolve_model, shrink, threads_for, to_rgb
+from ._util import (
+    first_line,
+    input_side,
+    resolve_model,
+    shrink,
+    threads_for,
+    to_rgb,
+    torch_dtype,
+)
 from .base import encoders, l2_normalize
 
 log = logging.getLogger(__name__)
@@ -53,7 +61,7 @@ class CLIPEncoder:
     supports_images = True
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 32, threads: int = 0,
-                 **_: Any):
+                 precision: str = "float32", **_: Any):
         if not model:
             raise ConfigError("the clip encoder needs a model: a CLIP/SigLIP hub id or local path")
         import torch
@@ -77,7 +85,8 @@ class CLIPEncoder:
                 and hasattr(self._model, "get_image_features")):
             raise ConfigError(f"model {model!r} ({type(self._model).__name__}) is not a dual "
                               f"text/image encoder (no get_text_features/get_image_features)")
-        self._model.eval().to(device)
+        self._dtype = torch_dtype(precision, device)
+        self._model.eval().to(device=device, dtype=self._dtype)
         config = self._model.config
         self.model_type = str(getattr(config, "model_type", ""))
         vision_cfg = getattr(config, "vision_config", None)
@@ -154,7 +163,8 @@ class CLIPEncoder:
         out = []
         with torch.inference_mode(), threads_for(len(images)):
             for batch in self._prefetched(images):
-                inputs = {k: v.to(self.device) for k, v in batch.items()}
+                inputs = {k: (v.to(self.device, dtype=self._dtype) if v.is_floating_point()
+                              else v.to(self.device)) for k, v in batch.items()}
                 out.append(_pooled(self._model.get_image_features(**inputs)).float().cpu())
         return l2_normalize(torch.cat(out).numpy())
 

@@ -21,7 +21,8 @@ VISION_ENCODER = {"clip": None, "colpali": "colpali"}
 
 def _common(settings: Settings) -> dict[str, object]:
     enc = settings.encode
-    return {"device": enc.device, "batch_size": enc.batch_size, "threads": enc.threads}
+    return {"device": enc.device, "batch_size": enc.batch_size, "threads": enc.threads,
+            "precision": enc.precision}
 
 
 def build_encoders(settings: Settings) -> dict[str, Encoder]:

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError, QueryError
-from ._util import first_line, resolve_model, threads_for
+from ._util import first_line, resolve_model, threads_for, torch_dtype
 from .base import encoders, l2_normalize
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class SentenceTransformerEncoder:
     supports_images = False
 
     def __init__(self, model: str = "", device: str = "cpu", batch_size: int = 32,
-                 threads: int = 0, **_: Any):
+                 threads: int = 0, precision: str = "float32", **_: Any):
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -54,7 +54,7 @@ class SentenceTransformerEncoder:
         except Exception as exc:  # HF raises a zoo of types; report one line naming the model
             raise ConfigError(f"cannot load sentence-transformers model {self.model_name!r}: "
                               f"{first_line(exc)}") from None
-        self._model.eval()
+        self._model.eval().to(torch_dtype(precision, device))
         dim = self._model.get_embedding_dimension()
         if not dim:  # some models only know their width after a forward pass
             dim = int(self._model.encode(["x"], convert_to_numpy=True).shape[-1])
@@ -69,7 +69,7 @@ class SentenceTransformerEncoder:
         with torch.inference_mode(), threads_for(len(texts)):
             vecs = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                       show_progress_bar=False, normalize_embeddings=False)
-        return l2_normalize(vecs)
+        return l2_normalize(np.asarray(vecs, dtype=np.float32))
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         raise QueryError(f"text encoder {self.model_name!r} cannot embed images; "
