@@ -64,6 +64,9 @@ class EncodeSettings(BaseModel):
     image_descriptor: bool = Field(
         True, description="offline profile: add a weight-free image descriptor space")
     device: str = "cpu"
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="encoder weight dtype; auto = bfloat16 on CPUs with native bf16 "
+        "(AMX/AVX512-BF16), float16 on CUDA, float32 otherwise")
     threads: int = Field(0, ge=0, description="torch threads; 0 = library default")
     batch_size: int = Field(32, ge=1)
 
