@@ -1,0 +1,60 @@
+"""`mmrag serve`, run as a user runs it: a process that answers HTTP until interrupted."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+CLI = [sys.executable, "-m", "mmrag.cli", "serve"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_without_an_index_is_one_line(tmp_path):
+    run = subprocess.run([*CLI, "--index", str(tmp_path / "nothing")], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 1
+    assert "error: no index at" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "nothing").exists()  # serving never creates an empty index
+
+
+def test_serve_with_an_unknown_generator_fails_before_listening(index_path):
+    run = subprocess.run([*CLI, "--index", str(index_path), "--generator", "no-such-model",
+                          "--port", str(_free_port())], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "error: unknown generator 'no-such-model'" in run.stderr
+    assert "/v1" not in run.stdout  # never announced an address
+
+
+def test_serve_answers_on_loopback_until_interrupted(index_path):
+    port = _free_port()
+    proc = subprocess.Popen([*CLI, "--index", str(index_path), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        health = None
+        deadline = time.monotonic() + 120  # a deadline for start-up, not a timing assertion
+        while health is None and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"{base}/health", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None and health.json()["status"] == "ok", proc.poll()
+        chat = httpx.post(f"{base}/v1/chat/completions", timeout=60, json={
+            "model": "mmrag", "messages": [{"role": "user", "content": "zeppelin hangar"}]})
+        assert "report.pdf, page 2" in chat.json()["choices"][0]["message"]["content"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, output
+    assert f"http://127.0.0.1:{port}/v1" in output and "Traceback" not in output
