@@ -1,4 +1,5 @@
-"""The `mmrag` command line: add, search, delete, info, eval, demo.
+"""The `mmrag` command line: add, search, ask, delete, info, eval, eval-answers, demo,
+serve, keys.
 
 Errors print as one red line; ``--debug`` (or MMRAG_DEBUG=1) shows the traceback.
 """
@@ -62,6 +63,8 @@ def add(sources: Annotated[list[str], typer.Argument(help="files, folders, URLs"
         exclude: Annotated[list[str] | None, typer.Option(help="glob to exclude")] = None,
         allow_private_urls: Annotated[bool, typer.Option(
             help="allow URLs on loopback/private networks")] = False,
+        timings: Annotated[bool, typer.Option(
+            help="print where the time went (parse, render, OCR, embed, store)")] = False,
         as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Index files, folders, URLs (http, s3://, gs://, ...)."""
     _setup(debug)
@@ -79,11 +82,28 @@ def add(sources: Annotated[list[str], typer.Argument(help="files, folders, URLs"
                                    "replaced": report.replaced, "items": report.items,
                                    "failed": [{"source": f.source, "reason": f.reason}
                                               for f in report.failed],
-                                   "seconds": round(report.seconds, 3)}))
+                                   "seconds": round(report.seconds, 3),
+                                   "timings": report.timings}))
     else:
         _print_report(report)
+        if timings:
+            _print_timings(report.timings, report.seconds)
     if report.failed and not (report.added or report.replaced or report.skipped):
         raise typer.Exit(1)
+
+
+def _print_timings(timings: dict[str, float], total: float) -> None:
+    """Seconds per stage, largest first; stages inside ``load`` are indented."""
+    from rich.table import Table
+
+    inner = {"parse", "chunk", "render", "figures", "ocr"}
+    table = Table("stage", "seconds", "share", title=f"where {total:.1f}s went")
+    for name, sec in sorted(timings.items(), key=lambda kv: -kv[1]):
+        label = f"  {name}" if name in inner else name
+        if name == "ocr":
+            label += " (thread time)"
+        table.add_row(label, f"{sec:.2f}", f"{sec / total:.0%}" if total else "-")
+    out.print(table)
 
 
 def _print_report(report: Any) -> None:
@@ -143,6 +163,44 @@ def _print_hits(hits: list[Any]) -> None:
         table.add_row(str(rank), f"{h.score:.4f}", h.item.name or h.item.source,
                       str(h.item.page), h.item.modality, snippet)
     out.print(table)
+
+
+GeneratorOpt = Annotated[str | None, typer.Option(
+    "--generator", "-g", help="extractive | openai | anthropic | gemini | local | gemma")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="model id or path")]
+
+
+@app.command()
+def ask(question: Annotated[str, typer.Argument(help="the question ('' with --image)")] = "",
+        image: Annotated[str | None, typer.Option(help="image file or URL to ask about")] = None,
+        k: Annotated[int | None, typer.Option("--k", "-k", help="hits given to the "
+                                              "generator (default generate.k)")] = None,
+        generator: GeneratorOpt = None, model: ModelOpt = None,
+        index: IndexOpt = DEFAULT_INDEX, profile: ProfileOpt = None, config: ConfigOpt = None,
+        as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Answer a question from the index, streaming the answer, then list its citations."""
+    _setup(debug)
+    from .errors import QueryError
+    from .generate.citations import render_citations
+
+    if not question.strip() and not image:
+        raise QueryError("give a question, --image, or both")
+    overrides = {"generate__model": model} if model else {}
+    with _open(index, profile, config, **overrides) as idx:
+        if not idx.documents():
+            raise QueryError(f"index {str(idx.root)!r} is empty; run `mmrag add` first")
+        if as_json:
+            answer = idx.ask(question, image, k, generator=generator)
+            out.print_json(json.dumps(answer.to_dict(), default=str))
+            return
+        stream = idx.ask(question, image, k, generator=generator, stream=True)
+        for delta in stream:
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+        answer = stream.answer
+    sys.stdout.write("\n")
+    if answer.citations:
+        out.print("\n" + render_citations(answer.citations), markup=False, highlight=False)
 
 
 @app.command()
@@ -233,6 +291,54 @@ def _print_eval(result: dict[str, Any]) -> None:
     out.print(table)
 
 
+@app.command(name="eval-answers")
+def eval_answers(queries: Annotated[Path, typer.Argument(help="queries.jsonl with answers")],
+                 docs: Annotated[Path | None, typer.Option(
+                     help="folder with the documents")] = None,
+                 index: Annotated[Path | None, typer.Option(
+                     "--index", "-i", help="index folder (default: temp)")] = None,
+                 generator: GeneratorOpt = None, model: ModelOpt = None,
+                 k: Annotated[int | None, typer.Option("--k", "-k", help="hits per answer")]
+                 = None,
+                 profile: ProfileOpt = None, config: ConfigOpt = None,
+                 as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Score answers (token F1, ROUGE-L, citation precision, latency) against references."""
+    _setup(debug)
+    from .errors import ConfigError
+    from .eval.answers import evaluate_answers, read_answer_queries
+
+    qs = read_answer_queries(queries)
+    if index is None and docs is None:
+        raise ConfigError("give --docs DIR (indexed into a temporary index) or --index DIR")
+    overrides = {"generate__model": model} if model else {}
+    with _index_dir(index) as where, _open(where, profile, config, **overrides) as idx:
+        if docs is not None:
+            report = idx.add(str(docs), show_progress=None if not as_json else False)
+            for f in report.failed:
+                err.print(f"[red]failed[/] {f.source}: {f.reason}", highlight=False)
+        name = generator or idx.settings.generate.generator
+        with err.status(f"answering with {name}…") as status:
+            result = evaluate_answers(
+                qs, lambda q: idx.ask(q, k=k, generator=name), name,
+                progress=lambda i, n: status.update(f"answered {i}/{n} with {name}…"))
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+        return
+    _print_answer_eval(result)
+
+
+def _print_answer_eval(result: dict[str, Any]) -> None:
+    table = Table(title=f"mmrag eval-answers — {result['n']} answers, generator "
+                        f"{result['generator']}, {result['seconds']:.1f}s", header_style="bold")
+    names = ["token_f1", "rouge_l", "citation_precision", "found", "latency_p50"]
+    for col in ["kind", "n", *names]:
+        table.add_column(col, justify="left" if col == "kind" else "right")
+    for kind, row in [("overall", result["overall"]), *result["by_kind"].items()]:
+        cells = ["-" if row[m] is None else f"{row[m]:.3f}" for m in names]
+        table.add_row(kind, str(row["n"]), *cells)
+    out.print(table)
+
+
 @app.command()
 def demo(index: Annotated[Path | None, typer.Option("--index", "-i",
                                                     help="index folder (default: temp)")] = None,
@@ -250,6 +356,170 @@ def demo(index: Annotated[Path | None, typer.Option("--index", "-i",
         for q in queries:
             out.rule(f"[bold]search:[/] {q}")
             _print_hits(idx.search(q, k=3))
+
+
+@app.command()
+def serve(index: IndexOpt = DEFAULT_INDEX,
+          data: Annotated[Path | None, typer.Option(
+              help="serve a folder of collections (one index each) instead of --index")]
+          = None,
+          profile: ProfileOpt = None, config: ConfigOpt = None,
+          host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+          generator: GeneratorOpt = None, model: ModelOpt = None,
+          insecure: Annotated[bool, typer.Option(
+              help="listen on a non-loopback address even without API keys")] = False,
+          cors_origin: Annotated[list[str] | None, typer.Option(
+              help="browser origin allowed by CORS (repeatable; default: CORS off)")] = None,
+          max_upload_mb: Annotated[float | None, typer.Option(
+              help="largest uploaded file in MB (default server.max_upload_mb, 100)")] = None,
+          debug: DebugOpt = False) -> None:
+    """Serve over HTTP: collections, search, ask (SSE), media, web page, /v1 (OpenAI), /docs."""
+    _setup(debug)
+    from .config import ServerSettings, Settings
+    from .errors import ConfigError
+    from .server import serve as run_server
+    from .server import warm_up
+    from .server.app import check_exposure
+    from .server.keys import KeyStore
+
+    overrides = {k: v for k, v in (("generate__generator", generator),
+                                   ("generate__model", model)) if v}
+    server = Settings.load(config, **overrides).server.model_dump()
+    server.update({k: v for k, v in (("cors_origins", cors_origin),
+                                     ("max_upload_mb", max_upload_mb)) if v})
+    settings = ServerSettings(**server)
+    level = "debug" if _State.debug else "info"
+    if data is not None:
+        check_exposure(KeyStore(data), host, insecure)
+        out.print(f"serving the collections in {data} at http://{host}:{port}/ (API docs at "
+                  f"/docs, OpenAI-compatible at http://{host}:{port}/v1), Ctrl+C to stop",
+                  highlight=False)
+        run_server(data=data, host=host, port=port, log_level=level, profile=profile,
+                   config=config, insecure=insecure, server=settings, **overrides)
+        return
+    if not (index / "mmrag.json").exists():
+        raise ConfigError(f"no index at {str(index)!r}; run `mmrag add` first or pass --index")
+    with _open(index, profile, config, **overrides) as idx:
+        warm_up(idx)  # a bad generator or missing extra fails here, as one line
+        check_exposure(KeyStore(idx.root), host, insecure)
+        out.print(f"serving {index} at http://{host}:{port}/ (API docs at /docs, "
+                  f"OpenAI-compatible at http://{host}:{port}/v1), Ctrl+C to stop",
+                  highlight=False)
+        run_server(idx, host=host, port=port, log_level=level, insecure=insecure,
+                   server=settings)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of a server folder (what "
+                       "`mmrag serve` gets as --data or --index); stored hashed in keys.json.")
+app.add_typer(keys_app, name="keys")
+KeysDirOpt = Annotated[Path, typer.Option(
+    "--data", help="the folder the server serves (its --data DIR, or its --index DIR)",
+    envvar="MMRAG_DATA")]
+
+
+@keys_app.command("create")
+def keys_create(scope: Annotated[str, typer.Option(help="read | write | admin")],
+                collection: Annotated[list[str] | None, typer.Option(
+                    "--collection", "-c", help="limit the key to this collection "
+                    "(repeatable; default: all)")] = None,
+                name: Annotated[str, typer.Option(help="a label to recognise it by")] = "",
+                data: KeysDirOpt = DEFAULT_INDEX, as_json: JsonOpt = False,
+                debug: DebugOpt = False) -> None:
+    """Create a key and print it once: only its hash is stored."""
+    _setup(debug)
+    from .server.keys import KeyStore
+
+    token, key = KeyStore(data).create(scope, collection, name)
+    if as_json:
+        out.print_json(json.dumps({"key": token, **key.public()}))
+        return
+    sys.stdout.write(token + "\n")
+    err.print(f"created key {key.id} ({key.scope}"
+              f"{' on ' + ', '.join(key.collections) if key.collections else ''}); it is "
+              "shown only now, so store it", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(data: KeysDirOpt = DEFAULT_INDEX, as_json: JsonOpt = False,
+              debug: DebugOpt = False) -> None:
+    """List keys (ids, scopes, collections; never the keys themselves)."""
+    _setup(debug)
+    import datetime
+
+    from .server.keys import KeyStore
+
+    keys = KeyStore(data).keys()
+    if as_json:
+        out.print_json(json.dumps([k.public() for k in keys]))
+        return
+    table = Table("id", "scope", "collections", "name", "created", header_style="bold")
+    for k in keys:
+        created = datetime.datetime.fromtimestamp(k.created).isoformat(" ", "seconds")
+        table.add_row(k.id, k.scope, ", ".join(k.collections) if k.collections else "(all)",
+                      k.name, created)
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the id `mmrag keys list` shows")],
+                data: KeysDirOpt = DEFAULT_INDEX, debug: DebugOpt = False) -> None:
+    """Revoke a key; a running server stops accepting it at once."""
+    _setup(debug)
+    from .errors import ConfigError
+    from .server.keys import KeyStore
+
+    if not KeyStore(data).revoke(key_id):
+        raise ConfigError(f"no key with id {key_id!r} in {str(data)!r}")
+    out.print(f"revoked key {key_id}", highlight=False)
+
+
+@app.command()
+def mcp(index: IndexOpt = DEFAULT_INDEX, profile: ProfileOpt = None, config: ConfigOpt = None,
+        generator: GeneratorOpt = None, model: ModelOpt = None, debug: DebugOpt = False) -> None:
+    """Serve the index to MCP clients over stdio: tools search, ask and add."""
+    _setup(debug)
+    from .agent.mcp import serve as serve_mcp
+
+    # stdout carries the protocol only: nothing is printed here, logs go to stderr.
+    with _open(index, profile, config, generate__generator=generator,
+               generate__model=model) as idx:
+        serve_mcp(idx)
+
+
+@app.command()
+def detect(image: Annotated[Path, typer.Argument(help="image file")],
+           labels: Annotated[str | None, typer.Option(
+               help="comma-separated things to find (default: prominent objects)")] = None,
+           out_png: Annotated[Path | None, typer.Option(
+               "--out", "-o", help="PNG with the boxes drawn (default: IMAGE-boxes.png "
+               "in the current folder)")] = None,
+           generator: GeneratorOpt = None, model: ModelOpt = None, config: ConfigOpt = None,
+           as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Find objects in an image with a vision-language model and draw their boxes."""
+    _setup(debug)
+    from .config import Settings
+    from .generate import create_generator
+    from .generate.detect import detect as find_boxes
+    from .generate.detect import draw_boxes, load_image
+
+    overrides = {k: v for k, v in (("generator", generator), ("model", model)) if v}
+    settings = Settings.load(config, generate=overrides or None).generate
+    picture = load_image(image)
+    wanted = [w.strip() for w in (labels or "").split(",") if w.strip()]
+    found = find_boxes(picture, wanted, create_generator(settings),
+                       max_tokens=max(settings.max_tokens, 1024),
+                       temperature=settings.temperature)
+    target = out_png or Path(f"{image.stem}-boxes.png")
+    draw_boxes(picture, found).save(target, format="PNG")
+    if as_json:
+        out.print_json(json.dumps({"image": str(image), "size": list(picture.size),
+                                   "out": str(target),
+                                   "detections": [d.to_dict() for d in found]}))
+        return
+    for d in found:
+        out.print(f"{d.label}: {d.box}", highlight=False)
+    out.print(f"{len(found)} object(s); wrote {target}", highlight=False)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from PIL import Image
 
@@ -33,7 +33,11 @@ from .search.searcher import Searcher
 from .store import stores
 from .store.base import Store
 from .store.multivec import MultiVectorStore
-from .types import AddReport, Filters, Hit, Item
+from .types import AddReport, Answer, Filters, Hit, Item
+
+if TYPE_CHECKING:
+    from .generate.answerer import AnswerStream
+    from .generate.base import Generator
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,7 @@ class Index:
         self._store: Store | None = None
         self._multivec: dict[str, MultiVectorStore] | None = None
         self._captioner: ImageCaptioner | None = None
+        self._generators: dict[str, Generator] = {}  # by name, built on first ask
         if (self.root / MANIFEST).exists():
             self._recover()
 
@@ -263,6 +268,55 @@ class Index:
     def media_path(self, item: Item) -> Path | None:
         """Where the stored image/page render of an item is, if it has one."""
         return self.media.path(item.media) if item.media else None
+
+    # -- answer ----------------------------------------------------------------------
+    @overload
+    def ask(self, question: str, image: Any = None, k: int | None = None, *,
+            filters: Filters | dict[str, Any] | None = None, generator: str | None = None,
+            stream: Literal[False] = False) -> Answer: ...
+
+    @overload
+    def ask(self, question: str, image: Any = None, k: int | None = None, *,
+            filters: Filters | dict[str, Any] | None = None, generator: str | None = None,
+            stream: Literal[True]) -> AnswerStream: ...
+
+    def ask(self, question: str, image: Any = None, k: int | None = None, *,
+            filters: Filters | dict[str, Any] | None = None, generator: str | None = None,
+            stream: bool = False) -> Answer | AnswerStream:
+        """Answer ``question`` from the indexed material, citing hits as ``[n]``.
+
+        Retrieves ``k`` hits (default ``generate.k``) for the question and/or ``image``,
+        prompts ``generator`` (default ``generate.generator``; ``extractive`` needs no model)
+        and resolves the citations. ``stream=True`` returns an ``AnswerStream``: iterate it
+        for text deltas, then read ``.answer``.
+        """
+        from .generate.answerer import Answerer
+
+        if not (question or "").strip() and image is None:
+            raise QueryError("ask needs a question, an image, or both")
+        if k is not None and k < 1:
+            raise QueryError(f"k must be at least 1, got {k!r}")
+        picture = self._query_image(image) if image is not None else None
+        flt = Filters.build(filters)
+
+        def search(text: str | None, n: int, img: Image.Image | None) -> list[Hit]:
+            return self.search(text, n, flt, image=img)
+
+        pending = Answerer(search, self._generator(generator),
+                           self.settings.generate).ask(question or "", picture, k)
+        return pending if stream else pending.answer
+
+    def _generator(self, name: str | None) -> Generator:
+        """The named (or configured) generator, built once per index: local models are
+        slow to load."""
+        from .generate import create_generator
+
+        settings = self.settings.generate
+        if name and name != settings.generator:
+            settings = settings.model_copy(update={"generator": name})
+        if settings.generator not in self._generators:
+            self._generators[settings.generator] = create_generator(settings)
+        return self._generators[settings.generator]
 
     def documents(self) -> list[DocRecord]:
         return self.catalog.all()
