@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 # Debian packages the project needs at run time: tesseract for the optional OCR engine, and
-# the GL/GLib runtime that OpenCV (pulled in by rapidocr) loads.
-APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0
+# the GL/GLib runtime that OpenCV (pulled in by rapidocr) loads; chromium drives the web
+# page's browser tests (Playwright launches it, never downloading its own browser).
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 chromium
 
 .PHONY: install demo test test-all bench eval clean
 

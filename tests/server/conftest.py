@@ -82,3 +82,55 @@ def client(server_url):
 
     with OpenAI(base_url=f"{server_url}/v1", api_key="x", max_retries=0, timeout=60) as c:
         yield c
+
+
+# -- the collections API (``create_app(data=...)``) ------------------------------------
+
+def wait_for_job(http, status_url: str, deadline_s: float = 120) -> dict:
+    """Poll a job until it is done or failed (a deadline against hangs, not a timing
+    assertion)."""
+    import time
+
+    end = time.monotonic() + deadline_s
+    while True:
+        job = http.get(status_url).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        assert time.monotonic() < end, f"job still {job['status']}: {job}"
+        time.sleep(0.05)
+
+
+def upload(http, collection: str, files: dict[str, bytes], **form) -> dict:
+    """POST files as multipart and wait for the job; returns the finished job."""
+    parts = [("files", (name, data, "application/octet-stream"))
+             for name, data in files.items()]
+    resp = http.post(f"/collections/{collection}/items", files=parts, data=form)
+    assert resp.status_code == 202, resp.text
+    return wait_for_job(http, resp.json()["status_url"])
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def data_app(data_dir):
+    """An app over a data folder of collections (hashing vectors, no OCR)."""
+    from mmrag.server import create_app
+
+    return create_app(data=data_dir, **FAST)
+
+
+@pytest.fixture(scope="module")
+def api_url(data_app) -> Iterator[str]:
+    with serve_in_thread(data_app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def http(api_url):
+    import httpx
+
+    with httpx.Client(base_url=api_url, timeout=60) as c:
+        yield c

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import time
 
 import httpx
+
+from tests.server.conftest import upload
 
 CLI = [sys.executable, "-m", "mmrag.cli", "serve"]
 
@@ -58,3 +61,37 @@ def test_serve_answers_on_loopback_until_interrupted(index_path):
         output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, output
     assert f"http://127.0.0.1:{port}/v1" in output and "Traceback" not in output
+
+
+def test_serve_a_data_folder_of_collections(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen([*CLI, "--data", str(tmp_path / "data"), "--port", str(port),
+                             "--max-upload-mb", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "MMRAG_ENCODE__TEXT_ENCODER": "hashing",
+                                 "MMRAG_INGEST__OCR": "never"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        health = None
+        deadline = time.monotonic() + 120  # a deadline for start-up, not a timing assertion
+        while health is None and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"{base}/health", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None and health.json()["collections"] == 0, proc.poll()
+        with httpx.Client(base_url=base, timeout=60) as c:
+            assert c.put("/collections/notes").status_code == 201
+            job = upload(c, "notes", {"owls.md": b"# Owls\n\nBarn owls hunt at night.\n"})
+            assert job["added"] == ["owls.md"]
+            hits = c.get("/collections/notes/search", params={"q": "barn owls"}).json()
+            assert hits["hits"][0]["name"] == "owls.md"
+            big = c.post("/collections/notes/items", files=[
+                ("files", ("big.md", b"x" * (2 << 20), "text/plain"))])
+            assert big.status_code == 413  # --max-upload-mb 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, output
+    assert f"http://127.0.0.1:{port}/" in output and "Traceback" not in output
+    assert (tmp_path / "data" / "notes" / "mmrag.json").is_file()

@@ -1,45 +1,80 @@
 """The HTTP service: ``create_app`` builds the FastAPI app that ``mmrag serve`` runs.
 
-The app is assembled from one router per concept (``openai_compat`` now; collections,
-media and auth beside it later), shares one :class:`~mmrag.Index` opened by the lifespan
-(:mod:`.state`) and answers every error as one JSON shape with a stable code
-(:mod:`.errors`).
+The app is assembled from one router per concept: collections (:mod:`.collections`),
+ingest jobs (:mod:`.items`), search, ask, media, and the OpenAI-compatible ``/v1``
+(:mod:`.openai_compat`), plus ``/health``, ``/metrics`` (:mod:`.metrics`) and the web page
+(``/`` and ``/static``, when :mod:`mmrag.server` ships it). The lifespan opens what is
+served (:mod:`.registry`) and the ingest workers (:mod:`.jobs`), and closes them at
+shutdown; every error is one JSON shape with a stable code (:mod:`.errors`); API keys
+(:mod:`.auth`) guard everything but ``/health``, the docs and the page.
+
+Two ways to serve: ``create_app(index)`` serves one index as the collection ``default``
+(opened and warmed at startup, so a bad setting stops the server); ``create_app(data=DIR)``
+serves a folder of collections, each opened on first use.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+import anyio
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
+from ..config import ServerSettings, Settings
+from ..errors import ConfigError
+from ..generate import PROVIDERS, generators
 from ..index import Index
+from . import ask, collections, items, media, search
+from .auth import require
 from .errors import install_error_handlers
 from .generation import index_generator
+from .jobs import Jobs
+from .keys import KeyStore
+from .metrics import LatencyMiddleware, Metrics
 from .openai_compat import router as openai_router
+from .registry import DEFAULT, Collections
 from .state import IndexSource, ServerState, server_state
 
-__all__ = ["create_app", "serve", "warm_up"]
+__all__ = ["check_exposure", "create_app", "is_loopback", "serve", "warm_up"]
 
 log = logging.getLogger(__name__)
 
+STATIC = Path(__file__).resolve().parent / "static"
 
-def create_app(index: Index | str | Path = ".mmrag", *, profile: str | None = None,
-               config: str | Path | None = None, **overrides: Any) -> FastAPI:
-    """The app serving ``index``: an open :class:`Index` (left open at shutdown), or a
-    folder / store URI opened at startup with ``profile``, ``config`` and settings
-    ``overrides`` (``generate__generator="openai"``) and closed at shutdown."""
-    source = index if isinstance(index, Index) else IndexSource(index, profile, config,
-                                                                overrides)
+
+def create_app(index: Index | str | Path | None = None, *, data: str | Path | None = None,
+               profile: str | None = None, config: str | Path | None = None,
+               server: ServerSettings | None = None, **overrides: Any) -> FastAPI:
+    """The app serving ``index`` (an open :class:`Index`, left open at shutdown, or a
+    folder / store URI opened at startup and closed at shutdown) or, with ``data``, the
+    collections in that folder. ``profile``, ``config`` and settings ``overrides``
+    (``generate__generator="openai"``) apply to every index opened; ``server`` (default:
+    the ``server`` section of those settings) sets upload limits, CORS and thumbnails."""
+    if index is not None and data is not None:
+        raise ConfigError("serve either one index or a data folder of collections, not both")
+    if index is None and data is None:
+        index = ".mmrag"
+    if server is None:
+        server = index.settings.server if isinstance(index, Index) else \
+            Settings.load(config, profile=profile, **overrides).server
+    metrics = Metrics()
+    opener = _Opener(index, data, profile, config, overrides)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await run_in_threadpool(_start, source)
+        state = await run_in_threadpool(_start, opener, server, metrics)
+        state.search_limiter = anyio.CapacityLimiter(server.search_threads)
         app.state.mmrag = state
         try:
             yield
@@ -47,19 +82,96 @@ def create_app(index: Index | str | Path = ".mmrag", *, profile: str | None = No
             await run_in_threadpool(state.close)
 
     app = FastAPI(title="mmrag", version=__version__, lifespan=lifespan,
-                  summary="Multimodal retrieval and grounded answers over an index.")
+                  summary="Multimodal retrieval and grounded answers over indexed collections.")
+    app.state.metrics = metrics
     install_error_handlers(app)
-    app.include_router(openai_router)
+    for module in (collections, items, search, ask, media):
+        app.include_router(module.router)
+    app.include_router(openai_router, dependencies=[Depends(require("read", DEFAULT))])
     app.add_api_route("/health", health, methods=["GET"], tags=["service"])
+    app.add_api_route("/metrics", metrics_text, methods=["GET"], tags=["service"],
+                      dependencies=[Depends(require("read"))], response_class=Response)
+    _mount_page(app)
+    if server.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=server.cors_origins,
+                           allow_methods=["*"], expose_headers=["ETag"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type",
+                                          "If-None-Match"])
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app
 
 
-def _start(source: Index | IndexSource) -> ServerState:
-    owns = isinstance(source, IndexSource)
-    index = source.open() if isinstance(source, IndexSource) else source
-    warm_up(index)
-    log.info("serving %r", index)
-    return ServerState(index=index, owns_index=owns)
+class _Opener:
+    """What the lifespan opens: one index (``index``) or a data folder (``data``)."""
+
+    def __init__(self, index: Index | str | Path | None, data: str | Path | None,
+                 profile: str | None, config: str | Path | None, overrides: dict[str, Any]):
+        self.index, self.data = index, data
+        self.profile, self.config, self.overrides = profile, config, overrides
+
+    def open(self) -> Collections:
+        if self.data is not None:
+            _check_generator(Settings.load(self.config, profile=self.profile,
+                                           **self.overrides).generate.generator)
+            return Collections(warm=warm_up, data=self.data, profile=self.profile,
+                               config=self.config, overrides=self.overrides)
+        owns = not isinstance(self.index, Index)
+        opened = IndexSource(self.index, self.profile, self.config, self.overrides).open() \
+            if owns else self.index
+        assert isinstance(opened, Index)
+        try:
+            collections = Collections(warm=warm_up, single=opened, owns_single=owns)
+            collections.get(DEFAULT).ready()
+        except BaseException:
+            if owns:
+                opened.close()
+            raise
+        log.info("serving %r", opened)
+        return collections
+
+
+def _start(opener: _Opener, server: ServerSettings, metrics: Metrics) -> ServerState:
+    registry = opener.open()
+    jobs = Jobs(registry, max_jobs=server.max_jobs, keep_jobs=server.keep_jobs,
+                on_file=metrics.on_file)
+    metrics.watch(lambda: _sizes(registry), jobs.counts)
+    uploads = Path(tempfile.mkdtemp(prefix="mmrag-uploads-"))
+    return ServerState(collections=registry, jobs=jobs, keys=KeyStore(registry.root),
+                       settings=server, uploads=uploads)
+
+
+def _sizes(registry: Collections) -> Iterator[tuple[str, int, int]]:
+    for collection in registry.opened():
+        try:
+            index = collection.index
+            yield collection.name, index.store.count(), len(index.catalog.doc_ids())
+        except Exception:  # closed or deleted between listing and counting
+            log.debug("cannot size collection %r", collection.name, exc_info=True)
+
+
+def _check_generator(name: str) -> None:
+    """Refuse an unknown generator name at startup (built-in providers are imported when
+    first used, so only their names are checked here)."""
+    if name not in PROVIDERS:
+        generators.get(name)
+
+
+def _mount_page(app: FastAPI) -> None:
+    """The web page, if this install ships it: ``/`` and ``/static/...``, no key needed
+    (it asks for one and sends it with its API calls)."""
+    if not STATIC.is_dir():
+        return
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    async def page() -> Response:
+        index = STATIC / "index.html"
+        if not index.is_file():
+            return Response("mmrag: no web page in this install", media_type="text/plain",
+                            status_code=404)
+        return FileResponse(index, media_type="text/html",
+                            headers={"Cache-Control": "no-cache"})
+
+    app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
 
 
 def warm_up(index: Index) -> None:
@@ -72,28 +184,72 @@ def warm_up(index: Index) -> None:
 
 
 async def health(request: Request) -> dict[str, Any]:
-    """Liveness plus what is served; cheap (no store scan), so probes may call it often."""
-    index = server_state(request).index
-    return {"status": "ok", "version": __version__, "index": str(index.root),
-            "profile": index.profile, "generator": index.settings.generate.generator}
+    """Liveness plus what is served; cheap (no index is opened), so probes may call it
+    often. ``auth`` tells a client whether it needs an API key."""
+    state = server_state(request)
+    registry = state.collections
+    out: dict[str, Any] = {"status": "ok", "version": __version__,
+                           "auth": bool(state.keys.keys())}
+    if registry.single:
+        index = registry.get(DEFAULT).index
+        out.update(index=str(index.root), profile=index.profile,
+                   generator=index.settings.generate.generator)
+    else:
+        out.update(data=str(registry.root), collections=len(registry.names()))
+    return out
 
 
-def serve(index: Index | str | Path = ".mmrag", *, host: str = "127.0.0.1", port: int = 8000,
-          log_level: str = "info", profile: str | None = None,
-          config: str | Path | None = None, **overrides: Any) -> None:
+async def metrics_text(request: Request) -> Response:
+    """Prometheus text format (latency by route, ingest counters, index sizes)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    body = await run_in_threadpool(request.app.state.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(index: Index | str | Path | None = None, *, data: str | Path | None = None,
+          host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+          profile: str | None = None, config: str | Path | None = None,
+          insecure: bool = False, server: ServerSettings | None = None,
+          **overrides: Any) -> None:
     """Run the app with uvicorn until interrupted (what ``mmrag serve`` does).
 
-    The index is opened and warmed before the server starts: a bad folder, setting or
+    A single index is opened and warmed before the server starts: a bad folder, setting or
     missing extra then fails as one :class:`~mmrag.errors.MmragError` line for the CLI,
-    not as a startup traceback in uvicorn's log.
+    not as a startup traceback in uvicorn's log. Without API keys the server is open to
+    whoever reaches it, so it then refuses a non-loopback ``host`` unless ``insecure``.
     """
     import uvicorn
 
-    opened = index if isinstance(index, Index) else IndexSource(index, profile, config,
-                                                                overrides).open()
+    if data is not None:
+        check_exposure(KeyStore(data), host, insecure)
+        _check_generator(Settings.load(config, profile=profile, **overrides)
+                         .generate.generator)
+        uvicorn.run(create_app(data=data, profile=profile, config=config, server=server,
+                               **overrides), host=host, port=port, log_level=log_level)
+        return
+    opened = index if isinstance(index, Index) else IndexSource(
+        index or ".mmrag", profile, config, overrides).open()
     try:
+        check_exposure(KeyStore(opened.root), host, insecure)
         warm_up(opened)
-        uvicorn.run(create_app(opened), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(opened, server=server), host=host, port=port,
+                    log_level=log_level)
     finally:
         if opened is not index:
             opened.close()
+
+
+def check_exposure(keys: KeyStore, host: str, insecure: bool) -> None:
+    if not is_loopback(host) and not insecure and not keys.keys():
+        raise ConfigError(f"refusing to listen on {host!r} without API keys: create one with "
+                          "`mmrag keys create`, listen on 127.0.0.1, or pass --insecure")

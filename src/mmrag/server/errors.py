@@ -8,12 +8,23 @@ are logged server-side and answered with ``internal_error``.
 
     status  type                    code
     400     invalid_request_error   invalid_request, invalid_query, invalid_input,
-                                    blocked_url, invalid_config, unknown_backend
-    404     not_found_error         not_found
+                                    blocked_url, invalid_config, unknown_backend,
+                                    invalid_collection, invalid_id, too_many_files,
+                                    not_supported
+    401     authentication_error    unauthorized (missing or unknown API key)
+    403     permission_error        forbidden (scope or collection not granted)
+    404     not_found_error         not_found, model_not_found
     405     invalid_request_error   method_not_allowed
+    409     invalid_request_error   conflict, busy
+    413     invalid_request_error   too_large
+    415     invalid_request_error   unsupported_media_type
+    429     rate_limit_error        too_many_jobs
     500     server_error            missing_dependency, store_error, mmrag_error,
-                                    internal_error
+                                    key_store_error, internal_error
     502     server_error            generation_failed
+    503     server_error            unavailable
+
+Clients need only ``error.code`` and ``error.message``; both are always present.
 """
 
 from __future__ import annotations
@@ -54,8 +65,10 @@ _MMRAG_CODES: list[tuple[type[MmragError], int, str]] = [
     (GenerationError, 502, "generation_failed"),
     (StoreError, 500, "store_error"),
 ]
-_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
-               413: "too_large", 422: "invalid_request"}
+_HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden",
+               404: "not_found", 405: "method_not_allowed", 413: "too_large",
+               415: "unsupported_media_type", 422: "invalid_request",
+               429: "too_many_requests"}
 _TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
           429: "rate_limit_error"}
 
@@ -64,9 +77,10 @@ class ApiError(Exception):
     """Raised by route code for a request it refuses; ``param`` names the bad field."""
 
     def __init__(self, message: str, *, status: int = 400, code: str = "invalid_request",
-                 param: str | None = None):
+                 param: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.param = status, code, param
+        self.headers = headers  # e.g. WWW-Authenticate on a 401
 
 
 def one_line(text: object, limit: int = 500) -> str:
@@ -102,7 +116,8 @@ def error_for(exc: BaseException, *, log_internal: bool = True) -> dict[str, Any
 
 
 async def _on_error(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(error_for(exc), status_code=status_and_code(exc)[0])
+    return JSONResponse(error_for(exc), status_code=status_and_code(exc)[0],
+                        headers=getattr(exc, "headers", None))
 
 
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:

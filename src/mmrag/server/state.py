@@ -1,20 +1,28 @@
 """What a running server holds, and how routes reach it.
 
-The :class:`~mmrag.Index` is opened once, by the app's lifespan, and shared by every
-request: opening one loads encoders and connects the store, far too slow per request.
-Routes take it through the :func:`current_index` dependency rather than a global, so tests
-and embedders can run several apps (several indexes) in one process.
+Indexes are opened once and shared by every request: opening one loads encoders and
+connects the store, far too slow per request. The app's lifespan builds a
+:class:`ServerState` (collections, ingest jobs, API keys, the upload folder) and routes
+reach it through ``request.app.state`` rather than a global, so tests and embedders can
+run several apps in one process.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
+from ..config import ServerSettings
 from ..index import Index
+
+if TYPE_CHECKING:
+    from .jobs import Jobs
+    from .keys import KeyStore
+    from .registry import Collections
 
 __all__ = ["IndexSource", "ServerState", "current_index", "server_state"]
 
@@ -37,12 +45,22 @@ class IndexSource:
 class ServerState:
     """Lives on ``app.state.mmrag`` between startup and shutdown."""
 
-    index: Index
-    owns_index: bool  # opened by the app, so closed by it; a caller's Index stays open
+    collections: Collections
+    jobs: Jobs
+    keys: KeyStore
+    settings: ServerSettings
+    uploads: Path  # temp folder for request bodies being received; removed at shutdown
+    search_limiter: Any = None  # anyio.CapacityLimiter of server.search_threads (set in
+    # the lifespan: a limiter belongs to the event loop that runs the app)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.settings.max_upload_mb * 2**20)
 
     def close(self) -> None:
-        if self.owns_index:
-            self.index.close()
+        self.jobs.close()
+        self.collections.close()
+        shutil.rmtree(self.uploads, ignore_errors=True)
 
 
 def server_state(request: Request) -> ServerState:
@@ -50,5 +68,8 @@ def server_state(request: Request) -> ServerState:
 
 
 def current_index(request: Request) -> Index:
-    """FastAPI dependency: the index this app serves."""
-    return server_state(request).index
+    """FastAPI dependency: the index of the ``default`` collection (what ``/v1`` answers
+    from), loaded on first use. Sync, so FastAPI runs it in a worker thread."""
+    from .registry import DEFAULT
+
+    return server_state(request).collections.get(DEFAULT).ready()
