@@ -120,7 +120,7 @@ def test_rotated_image_read_upright_in_original_coordinates(engine, turn):
     assert len(result.lines) == len(upright.lines)
     # boxes are in the rotated image's pixels: turning the upright boxes gives them back
     w, h = img.size
-    for got, ref in zip(result.lines, upright.lines):
+    for got, ref in zip(result.lines, upright.lines, strict=True):
         x0, y0, x1, y1 = ref.bbox
         W, H = text_image().size
         if turn == 90:
@@ -129,7 +129,7 @@ def test_rotated_image_read_upright_in_original_coordinates(engine, turn):
             want = (W - x1, H - y1, W - x0, H - y0)
         else:
             want = (H - y1, x0, H - y0, x1)
-        assert all(abs(a - b) < 12 for a, b in zip(got.bbox, want)), (got.bbox, want)
+        assert all(abs(a - b) < 12 for a, b in zip(got.bbox, want, strict=True)), (got.bbox, want)
         assert 0 <= got.bbox[0] < got.bbox[2] <= w and 0 <= got.bbox[1] < got.bbox[3] <= h
 
 

@@ -7,18 +7,21 @@
 Engines (``ocr_engines`` registry, picked by ``ingest.ocr_engine``):
 
 - ``rapidocr`` (default): PP-OCRv4 det/rec + angle classifier as ONNX models shipped in the
-  ``rapidocr-onnxruntime`` wheel, so nothing is downloaded. onnxruntime releases the GIL,
-  so pages OCR'd in threads run in parallel.
+  ``rapidocr-onnxruntime`` wheel, so nothing is downloaded; driven stage by stage by
+  :mod:`.ocr_rapid` (~1 CPU-second per 12-line page). onnxruntime releases the GIL, so
+  pages OCR'd in threads run in parallel.
 - ``tesseract``: ``pytesseract`` + the Debian ``tesseract-ocr tesseract-ocr-eng`` packages.
 
-An engine is built once per process on first use (model load costs ~1-2 s) and is safe to
-call from several threads. Every :class:`OCRLine` bbox is ``(x0, y0, x1, y1)`` in pixels of
-the image passed in (origin top-left), also when the image was read rotated.
+An engine is built once per process and thread count on first use (model load ~1 s) and
+is safe to call from several threads. Every :class:`OCRLine` bbox is ``(x0, y0, x1, y1)``
+in pixels of the image passed in (origin top-left), also when the image was read rotated.
 
-Rotation: the image is read at 0° first; when that reading is not confident (low mean
-confidence, few characters, or mostly tall boxes = text running vertically) the 90°, 180°
-and 270° turns of a downscaled copy are scored by ``sum(confidence × characters)`` and the
-best turn is read at full size. Tesseract asks its own OSD first.
+Rotation (:func:`read_upright`): rapidocr decides it from its one detection pass (tall
+boxes = vertical text, the angle classifier on the longest lines = upside down).
+Tesseract asks its own OSD. Other engines are read at 0° first; when that reading is not
+confident (low mean confidence, few characters, or mostly tall boxes) the 90°, 180° and
+270° turns of a downscaled copy are scored by ``sum(confidence × characters)`` and the
+best turn is read at full size.
 
 Results are cached on disk as JSON, keyed by sha256 of the pixels + size + mode + engine
 name (``ingest.ocr_cache``; default ``~/.cache/mmrag/ocr``), so re-adding a document is free.
@@ -31,7 +34,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import re
 import tempfile
 import threading
@@ -39,7 +41,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from PIL import Image
 
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 MIN_SIDE = 32
 """Images with a side shorter than this (pixels) are not OCR'd: no legible text fits."""
 
-_CACHE_VERSION = "1"  # bump when the stored format or the reading pipeline changes
+_CACHE_VERSION = "2"  # bump when the stored format or the reading pipeline changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,107 +104,20 @@ def _cores() -> int:
 # --- engines ----------------------------------------------------------------------------
 
 @ocr_engines.register("rapidocr")
-class RapidOCREngine:
-    """PP-OCR through ``rapidocr_onnxruntime``; a pool of model instances, one per thread
-    in use, because ``RapidOCR`` keeps per-call state on itself."""
+def _rapidocr(threads: int = 1) -> OCREngine:
+    """Built lazily: onnxruntime and cv2 load only when a page is OCR'd."""
+    from .ocr_rapid import RapidOCREngine
 
-    name = "rapidocr"
-    det_side = 1280  # detection input's longest side; recognition still sees full-res crops
-
-    def __init__(self, threads: int = 1):
-        try:
-            import rapidocr_onnxruntime  # noqa: F401
-        except ImportError:
-            raise MissingDependencyError("OCR engine 'rapidocr' (rapidocr-onnxruntime)",
-                                         "ocr") from None
-        self.threads = max(1, threads)
-        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._made = 0
-        self._lock = threading.Lock()
-
-    def _new(self) -> Any:
-        from rapidocr_onnxruntime import RapidOCR
-        from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
-
-        ocr = RapidOCR(intra_op_num_threads=self.threads, inter_op_num_threads=1)
-        det = ocr.text_det
-        side = self.det_side
-        # Default: scale the shorter side to 736 px, which blows a wide 800x200 banner up
-        # to 2944x736 (~8 s). Instead cap the longer side: pages shrink, small images stay.
-        det.get_preprocess = lambda max_wh: DetPreProcess(
-            min(side, max(32, (max_wh + 31) // 32 * 32)), "max", det.mean, det.std)
-        return ocr
-
-    def _acquire(self) -> Any:
-        try:
-            return self._pool.get_nowait()
-        except queue.Empty:
-            with self._lock:
-                self._made += 1
-            return self._new()
-
-    def orientation(self, image: Image.Image, probe_side: int = 1024) -> int | None:
-        """Counter-clockwise turn making ``image`` upright, from detection + the angle
-        classifier on a downscaled copy: mostly tall boxes mean text runs vertically
-        (90°/270°), a classifier majority of "180" means upside down."""
-        import numpy as np
-
-        probe = image
-        if max(image.size) > probe_side:
-            probe = image.copy()
-            probe.thumbnail((probe_side, probe_side))
-        arr = np.ascontiguousarray(np.asarray(probe.convert("RGB"))[:, :, ::-1])
-        ocr = self._acquire()
-        try:
-            boxes, _ = ocr.text_det(arr)
-            if boxes is None or len(boxes) == 0:
-                return 0
-            crops = ocr.get_crop_img_list(arr, list(boxes))
-            _, labels, _ = ocr.text_cls(crops)
-        finally:
-            self._pool.put(ocr)
-        tall = flipped = total = 0.0
-        for box, (label, _score) in zip(boxes, labels, strict=False):
-            xs, ys = box[:, 0], box[:, 1]
-            w, h = float(xs.max() - xs.min()), float(ys.max() - ys.min())
-            weight = max(w, h)  # long lines count more than specks
-            total += weight
-            if h > 1.5 * w:
-                tall += weight
-            if "180" in str(label):
-                flipped += weight
-        # A tall crop is turned 90° counter-clockwise before classification: upright for
-        # a page turned clockwise (fix: +90°), upside down for one turned the other way.
-        turn = 90 if tall * 2 > total else 0
-        if flipped * 2 > total:
-            turn += 180
-        return turn % 360
-
-    def read(self, image: Image.Image, classify: bool = True) -> list[OCRLine]:
-        import numpy as np
-
-        arr = np.asarray(image.convert("RGB"))[:, :, ::-1]  # RapidOCR wants BGR like cv2
-        ocr = self._acquire()
-        try:
-            result, _ = ocr(np.ascontiguousarray(arr), use_cls=classify)
-        finally:
-            self._pool.put(ocr)
-        lines = []
-        for box, text, score in result or []:
-            text = " ".join(str(text).split())
-            if not text:
-                continue
-            xs = [float(p[0]) for p in box]
-            ys = [float(p[1]) for p in box]
-            lines.append(OCRLine(text, (min(xs), min(ys), max(xs), max(ys)), float(score)))
-        return lines
+    return RapidOCREngine(threads=threads)
 
 
 @ocr_engines.register("tesseract")
 class TesseractEngine:
-    """Tesseract through ``pytesseract`` (a subprocess per call, so thread-safe)."""
+    """Tesseract through ``pytesseract`` (a subprocess per call, so thread-safe). It
+    threads with OpenMP; ``OMP_THREAD_LIMIT=1`` with pages in parallel uses cores better."""
 
     name = "tesseract"
+    config = "--oem 1 --psm 3"  # LSTM recogniser, automatic page segmentation
 
     def __init__(self, threads: int = 1, lang: str = "eng"):
         try:
@@ -220,6 +135,7 @@ class TesseractEngine:
 
     def read(self, image: Image.Image, classify: bool = True) -> list[OCRLine]:
         data = self._tess.image_to_data(image.convert("RGB"), lang=self.lang,
+                                        config=self.config,
                                         output_type=self._tess.Output.DICT)
         groups: dict[tuple[int, int, int], list[int]] = {}
         for i, word in enumerate(data["text"]):
@@ -248,16 +164,17 @@ class TesseractEngine:
         return (360 - int(osd.get("rotate", 0))) % 360
 
 
-_engines: dict[str, OCREngine] = {}
+_engines: dict[tuple[str, int], OCREngine] = {}
 _engines_lock = threading.RLock()  # an engine may wrap another (get_engine inside)
 
 
 def get_engine(name: str = "rapidocr", threads: int = 1) -> OCREngine:
-    """The process-wide engine called ``name`` (registry name or dotted path), built once."""
+    """The process-wide engine called ``name`` (registry name or dotted path) running
+    ``threads`` threads per call, built once: model load costs ~1 s."""
     with _engines_lock:
-        engine = _engines.get(name)
+        engine = _engines.get((name, threads))
         if engine is None:
-            engine = _engines[name] = ocr_engines.create(name, threads=threads)
+            engine = _engines[(name, threads)] = ocr_engines.create(name, threads=threads)
         return engine
 
 
@@ -308,7 +225,13 @@ def _read(engine: OCREngine, image: Image.Image, classify: bool = True) -> list[
 
 def read_upright(engine: OCREngine, image: Image.Image, probe_side: int = 1024) -> OCRResult:
     """Read ``image`` in whichever quarter turn gives the best text; boxes are mapped back
-    to ``image``'s own pixel coordinates."""
+    to ``image``'s own pixel coordinates. An engine with its own ``read_upright(image)``
+    (lines, turn) does it all; else its ``orientation(image)`` picks the turn, else the
+    quarter turns of a downscaled copy are scored."""
+    single_pass = getattr(engine, "read_upright", None)
+    if callable(single_pass):  # orientation from the same detection pass (rapidocr)
+        lines, turn = single_pass(image)
+        return OCRResult(lines, turn, getattr(engine, "name", ""))
     w, h = image.size
     turn: int | None = None
     osd = getattr(engine, "orientation", None)
