@@ -104,12 +104,14 @@ def run(code: str, *args: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def measure(files: list[str], tmp: Path, dpi: float, runs: list[str]) -> dict[str, dict]:
+def measure(corpus: str, files: list[str], tmp: Path, dpi: float,
+            runs: list[str]) -> dict[str, dict]:
+    """Bare, then each mmrag run, every one into a fresh index folder of its own."""
     out = {"bare": run(BARE, json.dumps(files), str(dpi))}
     for name in runs:
         overrides = json.loads(json.dumps(RUNS[name][1]))
         overrides.setdefault("ingest", {})["pdf_dpi"] = dpi
-        out[name] = run(MMRAG, json.dumps(files), str(tmp / f"idx-{name}-{len(out)}"),
+        out[name] = run(MMRAG, json.dumps(files), str(tmp / f"idx-{corpus}-{name}"),
                         json.dumps(overrides))
     return out
 
@@ -164,11 +166,11 @@ def main() -> None:
     try:
         text_pdf = tmp / "text-layer.pdf"
         text_pdf.write_bytes(make_text_pdf(dense_pages(args.pages)))
-        text = measure([str(text_pdf)], tmp, args.dpi, args.runs)
+        text = measure("text", [str(text_pdf)], tmp, args.dpi, args.runs)
         mixed = None
         files = sorted(args.docs.glob("*.pdf")) if args.docs is not None else []
         if files:
-            mixed = measure([str(p) for p in files], tmp, args.dpi, ["default"])
+            mixed = measure("mixed", [str(p) for p in files], tmp, args.dpi, ["default"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cmd = ("python benchmarks/bench_ingest.py " + " ".join(sys.argv[1:])).strip()

@@ -87,7 +87,17 @@ class SearchSettings(BaseModel):
     group_by: Literal["item", "page", "doc"] = "page"
     candidates: int = Field(50, ge=1, description="per-retriever list length before fusion")
     late_candidates: int = Field(
-        100, ge=1, description="colpali: pooled-vector ANN candidates re-scored by MaxSim")
+        100, ge=1, description="colpali: pages re-scored by exact MaxSim, from the token "
+        "centroid index once trained, else from the pooled-vector ANN")
+    late_nprobe: int = Field(
+        4, ge=1, description="colpali: nearest centroids each query token probes in the "
+        "centroid index (more: better recall, slower)")
+    late_centroids: int = Field(
+        4096, ge=1, description="colpali: k-means centroids of the token centroid index "
+        "(capped for small stores; more resolve finer topics, cost more per page at ingest)")
+    late_index_min_pages: int = Field(
+        1000, ge=0, description="colpali: pages stored before the centroid index is trained "
+        "(by the add that reaches it; Index.optimize() retrains); 0 = never")
 
 
 class GenerateSettings(BaseModel):
@@ -127,6 +137,24 @@ class MediaSettings(BaseModel):
         "long, which capped text-PDF ingest; png is lossless and slowest")
 
 
+class ServerSettings(BaseModel):
+    """``mmrag serve``: limits and policy of the HTTP API (not of an index)."""
+
+    max_upload_mb: float = Field(100.0, gt=0, description="largest uploaded file (413 above)")
+    max_files: int = Field(100, ge=1, description="files (or URLs) in one add request")
+    max_jobs: int = Field(100, ge=1, description="ingest jobs queued or running at once "
+                          "(429 above)")
+    keep_jobs: int = Field(1000, ge=1, description="finished jobs remembered for /jobs/{id}")
+    search_threads: int = Field(
+        4, ge=1, description="searches run at once; more wait their turn (on a few cores a "
+        "short queue beats dozens of threads contending: see benchmarks/results/server.md)")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed by CORS; empty = CORS off")
+    thumb_sizes: list[int] = Field(
+        default_factory=lambda: [64, 128, 256, 512, 1024], description="thumbnail sides "
+        "served (?thumb=N takes the largest ≤ N), so the on-disk cache stays bounded")
+
+
 class Settings(BaseSettings):
     """All of mmrag's knobs; see the README for the TOML layout."""
 
@@ -143,6 +171,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     generate: GenerateSettings = Field(default_factory=GenerateSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

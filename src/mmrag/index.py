@@ -153,7 +153,9 @@ class Index:
                 spaces = {n: e.dim for n, e in self.encoders.items()}
             self._multivec = {
                 name: MultiVectorStore(self.root / "multivec" / name, spaces[name],
-                                       dtype=self.settings.encode.multivector)
+                                       dtype=self.settings.encode.multivector,
+                                       centroids=self.settings.search.late_centroids,
+                                       train_at=self.settings.search.late_index_min_pages)
                 for name in MULTIVECTOR_SPACES.get(self.profile, ()) if name in spaces}
         return self._multivec
 
@@ -356,7 +358,11 @@ class Index:
                 "encoders": self._read_manifest().get("encoders", {})}
 
     def optimize(self) -> None:
+        """Fold new rows into the store's indexes and retrain late-interaction centroid
+        indexes (of stores holding ``search.late_index_min_pages`` pages)."""
         self.store.optimize()
+        for mv in self.multivec.values():
+            mv.optimize()
 
     def close(self) -> None:
         if self._store is not None:

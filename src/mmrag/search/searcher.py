@@ -90,14 +90,32 @@ class Searcher:
         return out
 
     def _late(self, space: str, text: str, n: int, filters: Filters | None) -> ScoredItems:
-        """Late interaction: mean-vector ANN for candidates, then exact MaxSim on tokens."""
+        """Late interaction: candidates from the token centroid index when the store has
+        one (else the pooled vector's ANN), then exact MaxSim on their stored tokens."""
         query_tokens = self.encoders[space].encode_queries_multi([text])[0]  # type: ignore
-        pooled = mean_vector(query_tokens)
-        candidates = self.store.dense(space, pooled, max(n, self.settings.late_candidates),
-                                      filters)
-        by_id = {it.id: it for it, _ in candidates}
-        ranked = rerank(query_tokens, list(by_id), self.multivec[space], k=n)
+        mv = self.multivec[space]
+        index = getattr(mv, "centroid_index", None)
+        want = max(n, self.settings.late_candidates)
+        if index is None or not len(index):
+            by_id = self._pooled_candidates(space, query_tokens, want, filters)
+        else:
+            ids, _ = index.search(query_tokens, self.settings.late_nprobe, want)
+            if filters is None:  # fetch items for the final n only
+                ranked = rerank(query_tokens, ids, mv, k=n)
+                found = {it.id: it for it in self.store.get([i for i, _ in ranked])}
+                return [(found[i], s) for i, s in ranked if i in found]
+            # a filter may reject most centroid candidates: the store's own filtered ANN
+            # search adds candidates that satisfy it
+            by_id = {it.id: it for it in self.store.get(ids) if filters.matches(it)}
+            by_id.update(self._pooled_candidates(space, query_tokens, want, filters))
+        ranked = rerank(query_tokens, list(by_id), mv, k=n)
         return [(by_id[i], score) for i, score in ranked]
+
+    def _pooled_candidates(self, space: str, query_tokens: np.ndarray, k: int,
+                           filters: Filters | None) -> dict[str, Item]:
+        """The pooled (mean) query vector's ANN neighbours in the main store."""
+        hits = self.store.dense(space, mean_vector(query_tokens), k, filters)
+        return {it.id: it for it, _ in hits}
 
     def _unsupported(self, query: Query, mode: str) -> str:
         if query.image is not None and not query.text:
