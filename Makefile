@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 # Debian packages the project needs at run time: tesseract for the optional OCR engine, and
 # the GL/GLib runtime that OpenCV (pulled in by rapidocr) loads; chromium drives the web
 # page's browser tests (Playwright launches it, never downloading its own browser).
-APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 chromium
+# espeak-ng makes the speech that the audio and video tests transcribe.
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 chromium espeak-ng
 
 .PHONY: install demo test test-all bench eval clean
 
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[test,milvus,ocr,server,agent,llm,gemma]"
+	$(PIP) install -q -e ".[test,milvus,ocr,server,agent,llm,gemma,media]"
 	touch $(STAMP)
 
 demo: install

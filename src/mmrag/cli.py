@@ -83,7 +83,8 @@ def add(sources: Annotated[list[str], typer.Argument(help="files, folders, URLs"
                                    "failed": [{"source": f.source, "reason": f.reason}
                                               for f in report.failed],
                                    "seconds": round(report.seconds, 3),
-                                   "timings": report.timings}))
+                                   "timings": report.timings,
+                                   "privacy": report.privacy}))
     else:
         _print_report(report)
         if timings:
@@ -111,6 +112,9 @@ def _print_report(report: Any) -> None:
         err.print(f"[red]failed[/] {f.source}: {f.reason}", highlight=False, soft_wrap=True)
     colour = "yellow" if report.failed else "green"
     out.print(f"[{colour}]{report.summary()}[/]")
+    if report.privacy:  # what privacy settings removed, so a user sees they took effect
+        done = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(report.privacy.items()))
+        out.print(f"privacy: {done}", highlight=False)
 
 
 @app.command()
@@ -160,6 +164,9 @@ def _print_hits(hits: list[Any]) -> None:
     table.add_column("snippet", overflow="ellipsis", no_wrap=False, ratio=1)
     for rank, h in enumerate(hits, 1):
         snippet = h.snippet if len(h.snippet) <= 110 else h.snippet[:109] + "…"
+        stamp = (h.item.metadata or {}).get("timestamp")
+        if stamp:  # video frames and transcript segments: where in the recording
+            snippet = f"@ {stamp} {snippet}".rstrip()
         table.add_row(str(rank), f"{h.score:.4f}", h.item.name or h.item.source,
                       str(h.item.page), h.item.modality, snippet)
     out.print(table)

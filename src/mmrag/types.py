@@ -139,6 +139,8 @@ class AddReport:
     # seconds per stage (read, load ⊃ parse/chunk/render/figures/ocr, media, embed:<space>,
     # store, catalog, optimize); OCR is thread time and may exceed the wall time
     timings: dict[str, float] = field(default_factory=dict)
+    # what privacy settings removed: faces_blurred, exif_stripped, pii_<type> (email, ...)
+    privacy: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
