@@ -119,3 +119,24 @@ def test_cli_add_reports_privacy_counts(tmp_path, docs, monkeypatch):
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output)["privacy"] == {"exif_stripped": 1, "pii_email": 1,
                                                      "pii_iban": 1, "pii_phone": 1}
+
+
+def test_privacy_settings_stay_with_the_index_when_reopened(tmp_path) -> None:
+    """An index created to mask PII keeps masking when reopened without the setting."""
+    from mmrag import Index
+
+    where = tmp_path / "idx"
+    with Index(where, profile="offline", encode={"text_encoder": "hashing"},
+               privacy={"mask_pii": True}, show_progress=False) as idx:
+        idx.add([b"first note, write to alice@example.com"])
+    with Index(where, encode={"text_encoder": "hashing"}, show_progress=False) as idx:
+        assert idx.settings.privacy.mask_pii
+        report = idx.add([b"second note, write to bob@example.org"])
+        assert report.privacy.get("pii_email") == 1
+        hits = idx.search("second note", k=5, mode="bm25")
+        assert hits and all("bob@example.org" not in h.item.text for h in hits)
+        assert any("[EMAIL]" in h.item.text for h in hits)
+    # an explicit setting still wins over the stored one
+    with Index(where, encode={"text_encoder": "hashing"}, privacy={"mask_pii": False},
+               show_progress=False) as idx:
+        assert not idx.settings.privacy.mask_pii

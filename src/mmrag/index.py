@@ -100,8 +100,11 @@ class Index:
             enc[key] = value
         store = {**manifest.get("store", {}), **{k: v for k, v in s.store.model_dump().items()
                                                  if v and k != "backend"}}
+        privacy = {**manifest.get("privacy", {}),
+                   **s.privacy.model_dump(include=s.privacy.model_fields_set)}
         return s.model_copy(update={"profile": built, "encode": type(s.encode)(**enc),
-                                    "store": type(s.store)(**store)})
+                                    "store": type(s.store)(**store),
+                                    "privacy": type(s.privacy)(**privacy)})
 
     def _read_manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST
@@ -167,6 +170,9 @@ class Index:
             "encoders": {n: e.describe() for n, e in self.encoders.items()},
             "store": {"backend": self.settings.store.backend,
                       "collection": self.settings.store.collection},
+            # an index made to blur faces or mask PII must keep doing so when it is reopened
+            # without those settings (a later `mmrag add`, another server process)
+            "privacy": self.settings.privacy.model_dump(),
         }
         tmp = self.root / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2))

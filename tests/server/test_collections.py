@@ -26,7 +26,10 @@ def filled(http) -> dict:
 def test_put_creates_once_then_reports_it(http, data_dir):
     first = http.put("/collections/fresh", json={"profile": "offline"})
     assert first.status_code == 201
-    assert first.json() == {"name": "fresh", "items": 0, "documents": 0, "profile": "offline"}
+    body = first.json()
+    assert {k: body[k] for k in ("name", "items", "documents", "profile")} == {
+        "name": "fresh", "items": 0, "documents": 0, "profile": "offline"}
+    assert body["privacy"]["strip_exif"] and not body["privacy"]["mask_pii"]
     again = http.put("/collections/fresh")
     assert again.status_code == 200 and again.json()["name"] == "fresh"
     assert (data_dir / "fresh" / "mmrag.json").is_file()
@@ -35,6 +38,17 @@ def test_put_creates_once_then_reports_it(http, data_dir):
     unknown = http.put("/collections/odd", json={"profile": "no-such-profile"})
     assert unknown.status_code == 400 and unknown.json()["error"]["message"]
     assert not (data_dir / "odd").exists()
+
+
+def test_privacy_is_set_per_collection_and_applied_to_uploads(http, filled):
+    made = http.put("/collections/private", json={"privacy": {"mask_pii": True}})
+    assert made.status_code == 201 and made.json()["privacy"]["mask_pii"] is True
+    job = upload(http, "private", {"note.txt": b"Call me, mail carol@example.com today."})
+    assert job["status"] == "done" and not job["failed"], job
+    hits = http.get("/collections/private/search", params={"q": "call mail today"}).json()
+    assert hits["hits"] and all("carol@example.com" not in h["snippet"] for h in hits["hits"])
+    # other collections keep the server's defaults
+    assert http.get("/collections/lib").json()["privacy"]["mask_pii"] is False
 
 
 def test_list_counts_items_and_documents(http, filled):

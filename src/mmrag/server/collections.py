@@ -50,12 +50,16 @@ class CollectionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     profile: str | None = None  # offline | clip | colpali; default: the server's
+    # per-collection privacy (mmrag.config.PrivacySettings fields: blur_faces, mask_pii,
+    # strip_exif, store_media, ...); kept in the collection's manifest once created
+    privacy: dict[str, Any] | None = None
 
 
 def _summary(collection: Collection) -> dict[str, Any]:
     index = collection.index
     return {"name": collection.name, "items": index.store.count(),
-            "documents": len(index.documents()), "profile": index.profile}
+            "documents": len(index.documents()), "profile": index.profile,
+            "privacy": index.settings.privacy.model_dump()}
 
 
 @router.get("/collections")
@@ -81,7 +85,8 @@ async def put_collection(collection: str, request: Request, response: Response, 
                          body: CollectionRequest | None = None) -> dict[str, Any]:
     registry = server_state(request).collections
     profile = body.profile if body is not None else None
-    found, created = await run_in_threadpool(registry.create, collection, profile)
+    privacy = body.privacy if body is not None else None
+    found, created = await run_in_threadpool(registry.create, collection, profile, privacy)
     response.status_code = 201 if created else 200
     return await run_in_threadpool(_summary, found)
 

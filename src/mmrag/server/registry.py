@@ -123,12 +123,16 @@ class Collections:
             self.check(name)
             return self._open_locked(name, None)
 
-    def _open_locked(self, name: str, profile: str | None) -> Collection:
+    def _open_locked(self, name: str, profile: str | None,
+                     privacy: dict[str, Any] | None = None) -> Collection:
         assert self.data is not None
         folder = self.data / name
         new = not folder.exists()
         try:
-            index = Index(folder, profile=profile, config=self.config, **self.overrides)
+            overrides = dict(self.overrides)
+            if privacy:
+                overrides["privacy"] = {**overrides.get("privacy", {}), **privacy}
+            index = Index(folder, profile=profile, config=self.config, **overrides)
             _ = index.store  # writes the manifest of a new collection: it now exists on disk
         except BaseException:
             if new:  # e.g. an unknown profile: leave no half-made collection behind
@@ -139,8 +143,10 @@ class Collections:
         log.info("opened collection %r (%s)", name, index.profile)
         return collection
 
-    def create(self, name: str, profile: str | None = None) -> tuple[Collection, bool]:
-        """``(collection, created)``; an existing one with another profile is a 409."""
+    def create(self, name: str, profile: str | None = None,
+               privacy: dict[str, Any] | None = None) -> tuple[Collection, bool]:
+        """``(collection, created)``; an existing one with another profile is a 409.
+        ``privacy`` applies to a new collection only (it is stored in its manifest)."""
         check_collection(name)
         if self.data is None:
             if name != DEFAULT:
@@ -157,7 +163,7 @@ class Collections:
         with self._lock:
             if name in self._open:
                 return self._open[name], False
-            return self._open_locked(name, profile or self.profile), True
+            return self._open_locked(name, profile or self.profile, privacy), True
 
     def delete(self, name: str) -> None:
         """Close and remove a collection's folder, after any write in progress."""
