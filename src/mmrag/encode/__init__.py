@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import clip, colpali, descriptor, hashing, text  # noqa: F401  (importing registers the backends)
+from . import clap, clip, colpali, descriptor, hashing, text  # noqa: F401  (importing registers the backends)
 from .base import Encoder, encoders, l2_normalize
 from .clip import CLIPEncoder
 from .colpali import ColPaliEncoder

@@ -4,8 +4,8 @@
         for piece in load(blob, settings.ingest):       # raises IngestError for bad input
             key = media.put_media(piece)                 # "" for text pieces
 
-Importing this package registers the built-in loaders (image, text, markdown, html, pdf)
-in :data:`mmrag.ingest.base.loaders`.
+Importing this package registers the built-in loaders (image, text, markdown, html, pdf,
+video, audio) in :data:`mmrag.ingest.base.loaders`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import cast
 from ..config import IngestSettings
 from ..errors import IngestError, MmragError
 from ..types import Blob
-from . import images, pdf, text  # noqa: F401 - importing registers the loaders
+from . import audio, images, pdf, text, video  # noqa: F401 - importing registers loaders
 from .base import Loader, Piece, loaders
 from .fetch import fetch_url
 from .media import MediaStore

