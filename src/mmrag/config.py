@@ -98,6 +98,9 @@ class SearchSettings(BaseModel):
     query_fusion: Literal["early", "late"] = "late"
     image_weight: float = Field(0.5, ge=0.0, le=1.0, description="image share in early fusion")
     group_by: Literal["item", "page", "doc"] = "page"
+    group_score: Literal["max", "mean"] = Field(
+        "max", description="score of a page/doc group (e.g. a video's frames with "
+        "group_by='doc'): its best item, or the mean of its items among the candidates")
     candidates: int = Field(50, ge=1, description="per-retriever list length before fusion")
     late_candidates: int = Field(
         100, ge=1, description="colpali: pages re-scored by exact MaxSim, from the token "

@@ -157,18 +157,29 @@ class Searcher:
             it = items[item_id]
             key = _group_key(it, group_by)
             groups.setdefault(key, []).append((item_id, score))
-        chosen = [[items[i] for i, _ in members] for members in list(groups.values())[:k]]
+        ranked_groups = self._rank_groups(list(groups.values()))[:k]
+        chosen = [[items[i] for i, _ in members] for members, _ in ranked_groups]
         pages = self._page_media(chosen)
         hits: list[Hit] = []
-        for members, group in zip(list(groups.values())[:k], chosen, strict=True):
-            best_id, best_score = members[0]
+        for (members, group_score), group in zip(ranked_groups, chosen, strict=True):
+            best_id, _ = members[0]
             media = next((m.media for m in group if m.media), "") or pages.get(
                 page_item_id(group[0].doc_id, group[0].page), "")
-            hits.append(Hit(item=items[best_id], score=best_score,
+            hits.append(Hit(item=items[best_id], score=group_score,
                             snippet=self._snippet(group, query.text),
                             media_path=self.media_path(media) if media else None,
                             scores=parts[best_id], matches=len(members)))
         return hits
+
+    def _rank_groups(self, groups: list[list[tuple[str, float]]]
+                     ) -> list[tuple[list[tuple[str, float]], float]]:
+        """Groups with their score, best first. ``max`` (default) scores a page or a
+        document by its best item; ``mean`` by the mean of its items among the candidates,
+        so a video whose frames match throughout beats one with a single lucky frame."""
+        if self.settings.group_score == "mean":
+            scored = [(m, sum(s for _, s in m) / len(m)) for m in groups]
+            return sorted(scored, key=lambda g: -g[1])
+        return [(m, m[0][1]) for m in groups]  # already in order of their best member
 
     def _page_media(self, groups: list[list[Item]]) -> dict[str, str]:
         """Media keys of the page items behind text-only groups, in one store lookup."""
