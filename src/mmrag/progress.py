@@ -6,6 +6,7 @@ while the CLI shows a live bar (the sentence-transformers convention).
 
 from __future__ import annotations
 
+import contextvars
 import sys
 from types import TracebackType
 
@@ -18,6 +19,20 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.progress import Progress as RichProgress
+
+_active: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
+    "mmrag_progress", default=None)
+
+
+def note(text: str) -> None:
+    """Show ``text`` (e.g. "talk.mp4 02:30") as what the running bar is working on.
+
+    Loaders are generators several calls below the bar, and a 2-hour video is one source:
+    without this, the bar would sit still for the whole file. No-op when nothing shows.
+    """
+    bar = _active.get()
+    if bar is not None:
+        bar.detail(text)
 
 
 class Progress:
@@ -37,6 +52,7 @@ class Progress:
                                      console=Console(stderr=True), transient=False)
             self._bar.__enter__()
             self._task = self._bar.add_task(self.label, total=self._total, current="")
+        self._token = _active.set(self)
         return self
 
     def advance(self, current: str, failed: bool = False) -> None:
@@ -45,7 +61,14 @@ class Progress:
             note = f"[red]{self.failed} failed[/] " if self.failed else ""
             self._bar.update(self._task, advance=1, current=note + current[-50:])
 
+    def detail(self, text: str) -> None:
+        """Replace the "current" column without advancing (work inside one source)."""
+        if self._bar is not None:
+            note_ = f"[red]{self.failed} failed[/] " if self.failed else ""
+            self._bar.update(self._task, current=note_ + text[-50:])
+
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        _active.reset(self._token)
         if self._bar is not None:
             self._bar.__exit__(exc_type, exc, tb)

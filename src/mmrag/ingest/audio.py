@@ -25,6 +25,7 @@ import numpy as np
 
 from ..config import IngestSettings
 from ..errors import ConfigError, IngestError, MissingDependencyError
+from ..progress import note
 from ..timing import stage
 from ..types import Blob
 from .base import Piece, loaders
@@ -144,7 +145,9 @@ def transcript_pieces(container: Any, uri: str, settings: IngestSettings,
     for offset, pcm in pcm_windows(container, uri):
         with stage("transcribe"):
             segments = list(transcribe(pcm, settings))
-        log.info("%s: %.0f s of audio transcribed", uri, offset + len(pcm) / SAMPLE_RATE)
+        done = offset + len(pcm) / SAMPLE_RATE
+        log.info("%s: %.0f s of audio transcribed", uri, done)
+        note(f"{uri.rsplit('/', 1)[-1]} {clock(done)} transcribed")
         for start, end, text in segments:
             start, end = start + offset, end + offset
             page = page_at(start) if page_at is not None else 1

@@ -29,6 +29,7 @@ from PIL import Image
 
 from ..config import IngestSettings
 from ..errors import IngestError
+from ..progress import note
 from ..timing import stage
 from ..types import Blob
 from .audio import clock, media_error, open_container, transcript_pieces
@@ -126,12 +127,15 @@ def _frames(container: Any, blob: Blob, settings: IngestSettings
     stream.thread_type = "AUTO"  # frame-threaded decode; the sampler stays sequential
     sampler = SceneSampler(settings.video_min_interval, settings.video_max_interval,
                            settings.video_scene_threshold)
-    last_log = 0.0
+    last_log = last_note = 0.0
     try:
         for frame in container.decode(stream):
             t = _frame_time(frame, stream)
             if t is None:
                 continue
+            if t - last_note >= 1.0:  # the bar shows how far into the video we are
+                note(f"{blob.name or blob.uri} {clock(t)}")
+                last_note = t
             if t - last_log >= 60.0:
                 log.info("%s: %.0f s of video processed", blob.uri, t)
                 last_log = t
