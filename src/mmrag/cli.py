@@ -188,7 +188,6 @@ def ask(question: Annotated[str, typer.Argument(help="the question ('' with --im
     """Answer a question from the index, streaming the answer, then list its citations."""
     _setup(debug)
     from .errors import QueryError
-    from .generate.citations import render_citations
 
     if not question.strip() and not image:
         raise QueryError("give a question, --image, or both")
@@ -200,11 +199,17 @@ def ask(question: Annotated[str, typer.Argument(help="the question ('' with --im
             answer = idx.ask(question, image, k, generator=generator)
             out.print_json(json.dumps(answer.to_dict(), default=str))
             return
-        stream = idx.ask(question, image, k, generator=generator, stream=True)
-        for delta in stream:
-            sys.stdout.write(delta)
-            sys.stdout.flush()
-        answer = stream.answer
+        _stream_answer(idx.ask(question, image, k, generator=generator, stream=True))
+
+
+def _stream_answer(stream: Any) -> None:
+    """Print an AnswerStream's deltas as they come, then its numbered citations."""
+    from .generate.citations import render_citations
+
+    for delta in stream:
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+    answer = stream.answer
     sys.stdout.write("\n")
     if answer.citations:
         out.print("\n" + render_citations(answer.citations), markup=False, highlight=False)
@@ -350,7 +355,7 @@ def _print_answer_eval(result: dict[str, Any]) -> None:
 def demo(index: Annotated[Path | None, typer.Option("--index", "-i",
                                                     help="index folder (default: temp)")] = None,
          debug: DebugOpt = False) -> None:
-    """Index the bundled sample files and run a few searches."""
+    """Index the bundled sample files, run a few searches and answer a question."""
     _setup(debug)
     samples = resources.files("mmrag") / "samples"
     queries = ["How do I install the package without internet access?",
@@ -363,6 +368,9 @@ def demo(index: Annotated[Path | None, typer.Option("--index", "-i",
         for q in queries:
             out.rule(f"[bold]search:[/] {q}")
             _print_hits(idx.search(q, k=3))
+        question = "How fast do gannets dive, and what protects them?"
+        out.rule(f"[bold]ask (offline extractive generator):[/] {question}")
+        _stream_answer(idx.ask(question, k=3, stream=True))
 
 
 @app.command()
