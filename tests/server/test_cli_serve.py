@@ -39,19 +39,24 @@ def test_serve_with_an_unknown_generator_fails_before_listening(index_path):
     assert "/v1" not in run.stdout  # never announced an address
 
 
+def _wait_for_health(proc: subprocess.Popen, base: str) -> httpx.Response | None:
+    """``/health`` of a server process once it answers; None if it died or never did."""
+    deadline = time.monotonic() + 120  # a deadline for start-up, not a timing assertion
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            return httpx.get(f"{base}/health", timeout=5)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return None
+
+
 def test_serve_answers_on_loopback_until_interrupted(index_path):
     port = _free_port()
     proc = subprocess.Popen([*CLI, "--index", str(index_path), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        health = None
-        deadline = time.monotonic() + 120  # a deadline for start-up, not a timing assertion
-        while health is None and proc.poll() is None and time.monotonic() < deadline:
-            try:
-                health = httpx.get(f"{base}/health", timeout=5)
-            except httpx.TransportError:
-                time.sleep(0.2)
+        health = _wait_for_health(proc, base)
         assert health is not None and health.json()["status"] == "ok", proc.poll()
         chat = httpx.post(f"{base}/v1/chat/completions", timeout=60, json={
             "model": "mmrag", "messages": [{"role": "user", "content": "zeppelin hangar"}]})
@@ -72,13 +77,7 @@ def test_serve_a_data_folder_of_collections(tmp_path):
                                  "MMRAG_INGEST__OCR": "never"})
     base = f"http://127.0.0.1:{port}"
     try:
-        health = None
-        deadline = time.monotonic() + 120  # a deadline for start-up, not a timing assertion
-        while health is None and proc.poll() is None and time.monotonic() < deadline:
-            try:
-                health = httpx.get(f"{base}/health", timeout=5)
-            except httpx.TransportError:
-                time.sleep(0.2)
+        health = _wait_for_health(proc, base)
         assert health is not None and health.json()["collections"] == 0, proc.poll()
         with httpx.Client(base_url=base, timeout=60) as c:
             assert c.put("/collections/notes").status_code == 201
