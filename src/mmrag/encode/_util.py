@@ -35,6 +35,22 @@ def resolve_model(model: str, what: str) -> str:
     return model
 
 
+def model_source(model: str, threads: int, *, name: str, needs: str, kind: str) -> str:
+    """The resolved id or folder of the model a transformers-backed encoder requires.
+
+    Every such encoder starts alike: refuse an empty model with the same sentence shape
+    (``the <name> needs a model: <needs>``), apply ``encode.threads``, and turn a missing
+    local folder into one line naming it (``kind`` says what the model is for).
+    """
+    if not model:
+        raise ConfigError(f"the {name} needs a model: {needs}")
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+    return resolve_model(model, kind)
+
+
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..errors import ConfigError
 from ..registry import Registry
-from ._util import first_line, input_side, resolve_model, shrink, threads_for, to_rgb
+from ._util import first_line, input_side, model_source, shrink, threads_for, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,15 @@ class Captioner:
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 8, threads: int = 0,
                  max_new_tokens: int = 30, prompt: str | None = None, **_: Any):
-        if not model:
-            raise ConfigError("the captioner needs a model: an image-to-text hub id or local "
-                              "path (e.g. 'Salesforce/blip-image-captioning-base')")
-        import torch
+        source = model_source(model, threads, name="captioner", kind="caption model",
+                              needs="an image-to-text hub id or local path "
+                                    "(e.g. 'Salesforce/blip-image-captioning-base')")
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        if threads > 0:
-            torch.set_num_threads(threads)
         self.model_name = model
         self.device = device
         self.batch_size = max(1, int(batch_size))
         self.max_new_tokens = max(1, int(max_new_tokens))
-        source = resolve_model(model, "caption model")
         try:  # the processor first: a folder without one fails before the weights load
             # backend="pil": transformers' default torchvision backend may not be installed.
             self._processor = AutoProcessor.from_pretrained(source, backend="pil")

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
-from ._util import first_line, resolve_model, threads_for, torch_dtype
+from ._util import first_line, model_source, threads_for, torch_dtype
 from .base import encoders, l2_normalize
 from .clip import _pooled
 
@@ -48,16 +48,12 @@ class CLAPEncoder:
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 8, threads: int = 0,
                  precision: str = "float32", **_: Any):
-        if not model:
-            raise ConfigError("the clap encoder needs a model: a CLAP hub id or local path")
-        import torch
+        source = model_source(model, threads, name="clap encoder", kind="audio model",
+                              needs="a CLAP hub id or local path")
         from transformers import AutoFeatureExtractor, AutoTokenizer, ClapModel
 
-        if threads > 0:
-            torch.set_num_threads(threads)
         self.model_name, self.device = model, device
         self.batch_size = max(1, int(batch_size))
-        source = resolve_model(model, "audio model")
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(source)
             self._features = AutoFeatureExtractor.from_pretrained(source)

@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ._util import (
     first_line,
     input_side,
-    resolve_model,
+    model_source,
     shrink,
     threads_for,
     to_rgb,
@@ -62,17 +62,13 @@ class CLIPEncoder:
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 32, threads: int = 0,
                  precision: str = "float32", **_: Any):
-        if not model:
-            raise ConfigError("the clip encoder needs a model: a CLIP/SigLIP hub id or local path")
-        import torch
+        source = model_source(model, threads, name="clip encoder", kind="vision model",
+                              needs="a CLIP/SigLIP hub id or local path")
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-        if threads > 0:
-            torch.set_num_threads(threads)
         self.model_name = model
         self.device = device
         self.batch_size = max(1, int(batch_size))
-        source = resolve_model(model, "vision model")
         try:  # the cheap parts first, so a folder without a processor fails fast
             self._tokenizer = AutoTokenizer.from_pretrained(source)
             # backend="pil": transformers' default torchvision backend may not be installed.

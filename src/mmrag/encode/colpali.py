@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
-from ._util import first_line, resolve_model, threads_for, to_rgb
+from ._util import first_line, model_source, threads_for, to_rgb
 from .base import encoders, l2_normalize
 
 log = logging.getLogger(__name__)
@@ -42,19 +42,16 @@ class ColPaliEncoder:
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 4, threads: int = 0,
                  **_: Any):
-        if not model:
-            raise ConfigError("the colpali encoder needs a model: a ColPali/ColQwen2 hub id "
-                              "or local path")
+        source = model_source(model, threads, name="colpali encoder",
+                              kind="late-interaction model",
+                              needs="a ColPali/ColQwen2 hub id or local path")
         import torch
         import transformers
         from transformers import AutoConfig, AutoProcessor
 
-        if threads > 0:
-            torch.set_num_threads(threads)
         self.model_name = model
         self.device = device
         self.batch_size = max(1, int(batch_size))
-        source = resolve_model(model, "late-interaction model")
         try:  # config and processor first: cheap, and they fail fast on a wrong folder
             config = AutoConfig.from_pretrained(source)
             model_type = str(getattr(config, "model_type", ""))
