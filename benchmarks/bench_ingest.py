@@ -15,7 +15,7 @@ the clock starts) and peak RSS is its own. The stage seconds come from
 ``AddReport.timings`` (see ``mmrag/timing.py``): ``load`` contains parse, chunk, render,
 figures and the wait for OCR; OCR is thread time.
 
-    python benchmarks/bench_ingest.py [--pages 120] [--docs DIR] [--runs default fp32 hashing]
+    python benchmarks/bench_ingest.py [--pages 120] [--docs DIR] [--runs default fp32 static hashing]
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ RUNS: dict[str, tuple[str, dict]] = {
                 {"profile": "offline"}),
     "fp32": ("mmrag add, MiniLM forced to float32", {
         "profile": "offline", "encode": {"precision": "float32"}}),
+    "static": ("mmrag add, `model2vec` text encoder (static, distilled from MiniLM)", {
+        "profile": "offline", "encode": {"text_encoder": "model2vec"}}),
     "hashing": ("mmrag add, `hashing` text encoder (pipeline without a neural model)", {
         "profile": "offline", "encode": {"text_encoder": "hashing"}}),
 }

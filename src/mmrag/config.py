@@ -63,7 +63,10 @@ class IngestSettings(BaseModel):
 
 
 class EncodeSettings(BaseModel):
-    text_encoder: str = "sentence-transformers"
+    text_encoder: str = Field(
+        "sentence-transformers", description="sentence-transformers (MiniLM by default) or "
+        "model2vec (static vectors, ~40x cheaper to embed, lower quality; pair it with "
+        "search.rerank = 'bi-encoder')")
     text_model: str = Field("", description="id or path; empty = bundled all-MiniLM-L6-v2")
     vision_encoder: str = "clip"
     vision_model: str = Field("", description="CLIP/SigLIP hub id or local path")
@@ -82,6 +85,8 @@ class EncodeSettings(BaseModel):
         "(AMX/AVX512-BF16), float16 on CUDA, float32 otherwise")
     threads: int = Field(0, ge=0, description="torch threads; 0 = library default")
     batch_size: int = Field(32, ge=1)
+    cache_dir: str = Field("", description="models mmrag derives on first use (the "
+                           "model2vec text model); empty = ~/.cache/mmrag/models")
 
 
 class StoreSettings(BaseModel):

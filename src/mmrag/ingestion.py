@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,7 +32,7 @@ from .search.late import mean_vector
 from .search.searcher import page_item_id
 from .store.base import Store
 from .store.multivec import MultiVectorStore
-from .timing import StageTimes, recording, stage
+from .timing import StageTimes, bind, recording, stage
 from .types import AddReport, Blob, Failure, Item
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class _Doc:
     multi: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
     replaces: str | None = None
     replaces_ids: list[str] = field(default_factory=list)
+    media: dict[int, Future[str]] = field(default_factory=dict)  # item index → stored key
 
 
 class Ingestion:
@@ -69,6 +72,9 @@ class Ingestion:
         self.store = store
         self.encoders = encoders
         self.privacy: dict[str, int] = {}  # counts of what privacy settings removed
+        # Page renders are JPEG-encoded and written on a second thread while the loader and
+        # the encoders go on (PIL and file writes release the GIL); commit waits for them.
+        self._writer: ThreadPoolExecutor | None = None
 
     def run(self, sources: Any, metadata: dict[str, Any] | None = None,
             show_progress: bool | None = None) -> AddReport:
@@ -85,7 +91,8 @@ class Ingestion:
         aliases: list[tuple[Blob, str]] = []  # same bytes twice in one run
         show = self.settings.show_progress if show_progress is None else show_progress
         times = StageTimes()
-        with recording(times), Progress("indexing", show) as bar:
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mmrag-media")
+        with recording(times), Progress("indexing", show) as bar, self._finally_no_writer():
             for entry in timed(resolve(sources, self.settings.ingest), "read"):
                 if isinstance(entry, Failure):
                     report.failed.append(entry)
@@ -124,6 +131,16 @@ class Ingestion:
         report.privacy, self.privacy = self.privacy, {}
         return report
 
+    @contextmanager
+    def _finally_no_writer(self) -> Iterator[None]:
+        """Wait for queued media writes, then forget the writer (it is per run)."""
+        try:
+            yield
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+            self._writer = None
+
     def _plan(self, blob: Blob, report: AddReport, seen: set[str],
               aliases: list[tuple[Blob, str]]) -> _Doc | None:
         """Decide add / skip / replace before any decoding work is spent."""
@@ -150,6 +167,7 @@ class Ingestion:
                 self._caption(piece)
             idx = len(doc.items)
             doc.items.append(self._item(doc, piece, metadata))
+            self._write_media(doc, idx, piece)
             if shown is not None and image_encoders:
                 batch.append((idx, shown))
             if len(batch) >= self.settings.encode.batch_size:
@@ -177,16 +195,28 @@ class Ingestion:
             item_id = f"{doc.doc_id}:p{piece.page}:i{len(doc.items)}"
         else:
             item_id = f"{doc.doc_id}:p{piece.page}:t{len(doc.items)}"
-        media = ""
-        store_media = self.settings.privacy.store_media  # off: vectors and text only
-        if store_media and (piece.media is not None or piece.image is not None):
-            with stage("media"):
-                media = self.media.put_media(piece)
         return Item(id=item_id, doc_id=doc.doc_id, source=blob.uri, modality=piece.modality,
                     text=piece.text, page=piece.page, chunk_start=piece.chunk_start,
                     chunk_end=piece.chunk_end, section=piece.section, bbox=piece.bbox,
-                    mime=blob.mime, size=len(blob.data), media=media, name=blob.name,
+                    mime=blob.mime, size=len(blob.data), name=blob.name,
                     metadata={**blob.metadata, **piece.metadata, **metadata})
+
+    def _write_media(self, doc: _Doc, idx: int, piece: Piece) -> None:
+        """Queue the piece's media for writing; ``_commit`` puts the key in the item."""
+        if not self.settings.privacy.store_media:  # off: vectors and text only
+            return
+        if piece.media is None and piece.image is None:
+            return
+        if piece.image is not None:
+            piece.image.load()  # decode here: the encoders read the same image meanwhile
+        if self._writer is None:  # not inside run(): write now
+            doc.media[idx] = _done(self._put_media(piece))
+            return
+        doc.media[idx] = self._writer.submit(bind(self._put_media), piece)
+
+    def _put_media(self, piece: Piece) -> str:
+        with stage("media"):
+            return self.media.put_media(piece)
 
     def _encode_images(self, doc: _Doc, batch: list[tuple[int, Image.Image]],
                        encoders: dict[str, Encoder]) -> None:
@@ -211,6 +241,9 @@ class Ingestion:
             return
         items = [it for d in docs for it in d.items]
         try:
+            for d in docs:  # media first: a stored row never points at a missing file
+                for idx, written in d.media.items():
+                    d.items[idx].media = written.result()
             vectors = self._vectors(docs, items)
             with stage("store"):
                 self.store.add(items, vectors)
@@ -265,6 +298,12 @@ class Ingestion:
                         mat[rows] = enc.encode_text([items[i].text for i in rows])
             out[space] = mat
         return out
+
+
+def _done(value: str) -> Future[str]:
+    future: Future[str] = Future()
+    future.set_result(value)
+    return future
 
 
 def timed(items: Iterable[T], name: str) -> Iterator[T]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from . import clap, clip, colpali, descriptor, hashing, text  # noqa: F401  (importing registers the backends)
+from . import clap, clip, colpali, descriptor, hashing, static, text  # noqa: F401  (importing registers the backends)
 from .base import Encoder, encoders, l2_normalize
 from .clip import CLIPEncoder
 from .colpali import ColPaliEncoder
 from .descriptor import DescriptorEncoder
 from .hashing import HashingEncoder
+from .static import StaticEncoder
 from .profiles import PROFILES, build_encoders, encoder_spaces
 from .text import SentenceTransformerEncoder
 
@@ -19,6 +20,7 @@ __all__ = [
     "HashingEncoder",
     "PROFILES",
     "SentenceTransformerEncoder",
+    "StaticEncoder",
     "build_encoders",
     "encoder_spaces",
     "encoders",

@@ -22,7 +22,7 @@ VISION_ENCODER = {"clip": None, "colpali": "colpali"}
 def _common(settings: Settings) -> dict[str, object]:
     enc = settings.encode
     return {"device": enc.device, "batch_size": enc.batch_size, "threads": enc.threads,
-            "precision": enc.precision}
+            "precision": enc.precision, "cache_dir": enc.cache_dir}
 
 
 def build_encoders(settings: Settings) -> dict[str, Encoder]:
