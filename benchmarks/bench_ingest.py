@@ -15,7 +15,7 @@ the clock starts) and peak RSS is its own. The stage seconds come from
 ``AddReport.timings`` (see ``mmrag/timing.py``): ``load`` contains parse, chunk, render,
 figures and the wait for OCR; OCR is thread time.
 
-    python benchmarks/bench_ingest.py [--pages 120] [--docs DIR] [--runs default fp32 static hashing]
+    python benchmarks/bench_ingest.py [--pages 120] [--docs DIR] [--runs default static ...]
 """
 
 from __future__ import annotations

@@ -140,3 +140,22 @@ def test_privacy_settings_stay_with_the_index_when_reopened(tmp_path) -> None:
     with Index(where, encode={"text_encoder": "hashing"}, privacy={"mask_pii": False},
                show_progress=False) as idx:
         assert not idx.settings.privacy.mask_pii
+
+
+class _ReadsAnEmail:
+    """A scripted captioner, like a VLM that reads the address off a screenshot."""
+
+    model_name = "scripted"
+
+    def caption(self, images):
+        return [f"a screenshot showing the address {EMAIL}" for _ in images]
+
+
+def test_generated_captions_are_masked_too(tmp_path, docs):
+    with Index(tmp_path / "idx", privacy={"mask_pii": True}, **FAST) as index:
+        index._captioner = _ReadsAnEmail()  # as if encode.caption_model were set
+        report = index.add(docs / "holiday.jpg")
+        assert not report.failed and report.privacy["pii_email"] == 1
+        item = index.search("screenshot showing the address", k=1, mode="bm25")[0].item
+        assert "[EMAIL]" in item.metadata["generated_caption"]
+        assert EMAIL not in item.text and EMAIL not in item.metadata["generated_caption"]

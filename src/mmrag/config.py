@@ -30,6 +30,9 @@ class IngestSettings(BaseModel):
         False, description="allow URLs resolving to loopback/private/link-local addresses")
     url_timeout: float = 30.0
     max_bytes: int = Field(512 * 2**20, description="largest source accepted")
+    max_media_bytes: int = Field(
+        64 * 2**30, description="largest audio or video source accepted (they stream from "
+        "disk; max_bytes caps what is read into memory)")
     max_image_pixels: int = Field(
         450_000_000, description="decompression-bomb limit; larger images are refused")
     max_image_side: int = Field(
@@ -119,6 +122,18 @@ class SearchSettings(BaseModel):
     late_index_min_pages: int = Field(
         1000, ge=0, description="colpali: pages stored before the centroid index is trained "
         "(by the add that reaches it; Index.optimize() retrains); 0 = never")
+    rerank: str = Field(
+        "auto", description="second stage over the fused top candidates of text queries: "
+        "'none', 'bi-encoder' (a sentence-transformers embedding model, the bundled MiniLM "
+        "by default, offline), 'cross-encoder' (a CrossEncoder id/path in rerank_model), or "
+        "'auto' = bi-encoder when the index's text vectors are static (model2vec), else none")
+    rerank_model: str = Field("", description="reranker model id or folder; empty = the "
+                              "bi-encoder's bundled MiniLM")
+    rerank_candidates: int = Field(30, ge=1, description="fused candidates re-scored")
+    rerank_fusion: Literal["rrf", "replace"] = Field(
+        "rrf", description="rrf: reciprocal-rank fuse the reranker's order with the first "
+        "stage's (robust when candidates include images it cannot read); replace: the "
+        "reranker's order alone, then the candidates without text")
 
 
 class GenerateSettings(BaseModel):

@@ -29,6 +29,7 @@ from .ingest.fetch import fetch_url
 from .ingest.media import MediaStore
 from .ingestion import Ingestion, one_line
 from .search.query import Query
+from .search.rerank import Reranker, rerankers
 from .search.searcher import Searcher
 from .store import stores
 from .store.base import Store
@@ -72,6 +73,7 @@ class Index:
         self._store: Store | None = None
         self._multivec: dict[str, MultiVectorStore] | None = None
         self._captioner: ImageCaptioner | None = None
+        self._reranker: Reranker | None = None
         self._generators: dict[str, Generator] = {}  # by name, built on first ask
         if (self.root / MANIFEST).exists():
             self._recover()
@@ -146,6 +148,19 @@ class Index:
                 "transformers", enc.caption_model, device=enc.device, threads=enc.threads,
                 prompt=enc.caption_prompt, max_new_tokens=enc.caption_max_new_tokens)
         return self._captioner
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The second-stage model of ``search.rerank``, loaded on first search."""
+        s, enc = self.settings.search, self.settings.encode
+        name = s.rerank
+        if name == "auto":  # static text vectors are cheap to make and need a second look
+            name = "bi-encoder" if enc.text_encoder == "model2vec" else "none"
+        if self._reranker is None and name not in ("none", "", "off"):
+            self._reranker = rerankers.create(
+                name, model=s.rerank_model, device=enc.device, threads=enc.threads,
+                precision=enc.precision, batch_size=enc.batch_size)
+        return self._reranker
 
     @property
     def multivec(self) -> dict[str, MultiVectorStore]:
@@ -228,7 +243,7 @@ class Index:
 
     def _searcher(self) -> Searcher:
         return Searcher(self.store, self.encoders, self.settings.search, self._media_path,
-                        self.multivec)
+                        self.multivec, self.reranker)
 
     def _media_path(self, key: str) -> str | None:
         path = self.media.path(key)

@@ -6,12 +6,11 @@ catalog transaction (see catalog.py for why that order makes crashes safe).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,7 +25,7 @@ from .errors import IngestError, MmragError
 from .ingest import load, resolve
 from .ingest.base import Piece
 from .ingest.media import MediaStore
-from .ingest.privacy import protect
+from .ingest.privacy import mask_text, protect
 from .progress import Progress
 from .search.late import mean_vector
 from .search.searcher import page_item_id
@@ -99,21 +98,26 @@ class Ingestion:
                     bar.advance(entry.source, failed=True)
                     continue
                 bar.advance(entry.name)
-                doc = self._plan(entry, report, seen, aliases)
-                if doc is None:
-                    continue
                 try:
-                    self._load(doc, metadata or {})
+                    doc = self._plan(entry, report, seen, aliases)
+                    if doc is not None:
+                        self._load(doc, metadata or {})
                 except MmragError as exc:
                     report.failed.append(Failure(entry.uri, one_line(exc, entry.uri)))
+                    entry.cleanup()
                     continue
-                except Exception as exc:  # a loader bug must not end the whole run
+                except Exception as exc:  # a loader bug or a vanished file: not the run's end
                     log.debug("loader crashed on %s", entry.uri, exc_info=True)
                     report.failed.append(Failure(entry.uri, f"{type(exc).__name__}: "
                                                             f"{one_line(exc, entry.uri)}"))
+                    entry.cleanup()
+                    continue
+                if doc is None:  # skipped or an alias: its bytes are not needed again
+                    entry.cleanup()
                     continue
                 if not doc.items:
                     report.failed.append(Failure(entry.uri, "no content found"))
+                    entry.cleanup()
                     continue
                 pending.append(doc)
                 seen.add(doc.doc_id)
@@ -144,7 +148,7 @@ class Ingestion:
     def _plan(self, blob: Blob, report: AddReport, seen: set[str],
               aliases: list[tuple[Blob, str]]) -> _Doc | None:
         """Decide add / skip / replace before any decoding work is spent."""
-        doc_id = hashlib.sha256(blob.data).hexdigest()[:16]
+        doc_id = blob.sha256()[:16]
         old = self.catalog.by_source(blob.uri)
         if old and old.doc_id == doc_id:
             report.skipped.append(blob.uri)
@@ -182,6 +186,7 @@ class Ingestion:
         if self.captioner is None or piece.modality != "image" or piece.image is None:
             return
         caption = self.captioner.caption([piece.image])[0]
+        caption = mask_text(caption, self.settings.privacy, self.privacy)
         if caption:
             piece.text = f"{piece.text}\n{caption}".strip()
             piece.metadata["generated_caption"] = caption
@@ -198,7 +203,7 @@ class Ingestion:
         return Item(id=item_id, doc_id=doc.doc_id, source=blob.uri, modality=piece.modality,
                     text=piece.text, page=piece.page, chunk_start=piece.chunk_start,
                     chunk_end=piece.chunk_end, section=piece.section, bbox=piece.bbox,
-                    mime=blob.mime, size=len(blob.data), name=blob.name,
+                    mime=blob.mime, size=blob.size, name=blob.name,
                     metadata={**blob.metadata, **piece.metadata, **metadata})
 
     def _write_media(self, doc: _Doc, idx: int, piece: Piece) -> None:
@@ -259,10 +264,11 @@ class Ingestion:
             return
         with stage("catalog"):
             self.catalog.commit([DocRecord(d.doc_id, d.blob.uri, d.blob.name, d.blob.mime,
-                                           len(d.blob.data), [it.id for it in d.items],
+                                           d.blob.size, [it.id for it in d.items],
                                            time.time()) for d in docs])
         for d in docs:
             (report.replaced if d.replaces else report.added).append(d.blob.uri)
+            d.blob.cleanup()  # a spooled download's temp file goes as soon as it is stored
         report.items += len(items)
         stale = [d for d in docs if d.replaces and not self.catalog.by_doc_id(d.replaces)]
         if stale:
@@ -276,7 +282,7 @@ class Ingestion:
             twins = self.catalog.by_doc_id(doc_id)
             if twins:  # absent when the original failed to store
                 records.append(DocRecord(doc_id, blob.uri, blob.name, blob.mime,
-                                         len(blob.data), twins[0].item_ids, time.time()))
+                                         blob.size, twins[0].item_ids, time.time()))
         self.catalog.commit(records)
 
     def _vectors(self, docs: list[_Doc], items: list[Item]) -> dict[str, np.ndarray]:

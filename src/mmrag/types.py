@@ -6,28 +6,136 @@ whole vocabulary shared by ingest, encode, store and search.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 Modality = Literal["image", "text", "page"]
 MODALITIES: tuple[str, ...] = ("image", "text", "page")
+_BLOCK = 1 << 20  # read size when hashing a file-backed Blob
 
 
-@dataclass(slots=True)
 class Blob:
-    """Raw bytes of one source plus where they came from.
+    """The bytes of one source plus where they came from.
 
     Loaders never touch the network or the file system: the resolver turns every kind of
     source (path, URL, bytes, base64) into a Blob first, so loaders stay pure functions.
+
+    A Blob holds its bytes in ``data`` or reads them from a local file at ``path``: a long
+    video must stream from disk rather than sit whole in memory. Use :attr:`size`,
+    :meth:`head`, :meth:`open` and :meth:`sha256`, which never load a file-backed Blob;
+    ``data`` loads the file once, on first use, for the loaders of small kinds (text,
+    images, PDFs) that need every byte anyway. A ``temporary`` file (a spooled download)
+    belongs to the Blob: :meth:`cleanup` deletes it, and so does garbage collection.
     """
 
-    uri: str
-    data: bytes
-    name: str
-    mime: str = "application/octet-stream"
-    metadata: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("uri", "name", "mime", "metadata", "path", "_data", "_size", "_sha256",
+                 "_finalizer", "__weakref__")
+
+    def __init__(self, uri: str, data: bytes | None = None, name: str = "",
+                 mime: str = "application/octet-stream",
+                 metadata: dict[str, Any] | None = None, path: str | None = None,
+                 *, temporary: bool = False):
+        if data is None and path is None:
+            raise ValueError(f"Blob {uri!r} needs data or a path")
+        self.uri = uri
+        self.name = name
+        self.mime = mime
+        self.metadata: dict[str, Any] = {} if metadata is None else metadata
+        self.path = path
+        self._data = data
+        self._size: int | None = None
+        self._sha256: str | None = None
+        self._finalizer = (weakref.finalize(self, _unlink, path)
+                           if temporary and path is not None else None)
+
+    @property
+    def data(self) -> bytes:
+        """All bytes; a file-backed Blob reads its file here, once (small kinds only)."""
+        if self._data is None:
+            assert self.path is not None
+            with open(self.path, "rb") as fh:
+                self._data = fh.read()
+        return self._data
+
+    @data.setter
+    def data(self, value: bytes) -> None:
+        self._data, self._size, self._sha256 = value, None, None
+
+    @property
+    def size(self) -> int:
+        """Bytes count, from ``os.stat`` for a file (kept, so it outlives the file)."""
+        if self._data is not None:
+            return len(self._data)
+        if self._size is None:
+            assert self.path is not None
+            self._size = os.stat(self.path).st_size
+        return self._size
+
+    def open(self) -> BinaryIO:
+        """A binary file object over the bytes, without loading a file-backed Blob."""
+        if self._data is not None:
+            return io.BytesIO(self._data)
+        assert self.path is not None
+        return open(self.path, "rb")
+
+    def head(self, n: int) -> bytes:
+        """The first ``n`` bytes, for sniffing the type."""
+        if self._data is not None:
+            return bytes(self._data[:n])
+        with self.open() as fh:
+            return fh.read(n)
+
+    def sha256(self) -> str:
+        """Hex SHA-256 of the bytes, streamed in 1 MiB blocks for a file (kept once done)."""
+        if self._sha256 is None:
+            if self._data is not None:
+                self._sha256 = hashlib.sha256(self._data).hexdigest()
+            else:
+                digest = hashlib.sha256()
+                with self.open() as fh:
+                    while block := fh.read(_BLOCK):
+                        digest.update(block)
+                self._sha256 = digest.hexdigest()
+        return self._sha256
+
+    def cleanup(self) -> None:
+        """Delete a temporary file now (idempotent; garbage collection does it too)."""
+        if self._finalizer is not None and self._finalizer.alive:
+            if self._data is None:
+                _ = self.size  # kept, for reports made after the file is gone
+            self._finalizer()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Blob):
+            return NotImplemented
+        same = (self.uri, self.name, self.mime, self.metadata, self.path) == \
+            (other.uri, other.name, other.mime, other.metadata, other.path)
+        if not same:
+            return False
+        if self._data is None and other._data is None:
+            return True  # the same file
+        return self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+
+    def __repr__(self) -> str:
+        where = f"path={self.path!r}" if self._data is None else f"size={len(self._data)}"
+        return (f"Blob(uri={self.uri!r}, name={self.name!r}, mime={self.mime!r}, {where}, "
+                f"metadata={self.metadata!r})")
+
+
+def _unlink(path: str) -> None:
+    """Remove a temporary file; already gone is fine (a finalizer must not raise)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 @dataclass(slots=True)

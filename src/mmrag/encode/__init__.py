@@ -8,8 +8,8 @@ from .clip import CLIPEncoder
 from .colpali import ColPaliEncoder
 from .descriptor import DescriptorEncoder
 from .hashing import HashingEncoder
-from .static import StaticEncoder
 from .profiles import PROFILES, build_encoders, encoder_spaces
+from .static import StaticEncoder
 from .text import SentenceTransformerEncoder
 
 __all__ = [

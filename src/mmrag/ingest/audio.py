@@ -52,10 +52,13 @@ def open_container(blob: Blob) -> Any:
         import av
     except ImportError:
         raise MissingDependencyError("audio and video ingest", "media") from None
-    if not blob.data:
+    if not blob.size:
         raise IngestError(blob.uri, "empty media file (0 bytes)")
+    # From the file itself when there is one: a long recording never sits in memory.
+    # An absolute path, so that FFmpeg never reads "name:rest" as a protocol.
+    source = os.path.abspath(blob.path) if blob.path is not None else io.BytesIO(blob.data)
     try:
-        return av.open(io.BytesIO(blob.data), mode="r")
+        return av.open(source, mode="r")
     except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
         raise IngestError(blob.uri, f"corrupt or unreadable media: {media_error(exc)}") from None
 

@@ -22,7 +22,7 @@ import httpx
 from ..config import IngestSettings
 from ..errors import BlockedURLError, IngestError
 from ..types import Blob
-from .sniff import sniff
+from .sources import read_stream
 
 __all__ = ["MAX_REDIRECTS", "blocked_reason", "check_url", "fetch_url"]
 
@@ -123,10 +123,14 @@ def _pinned(url: str, addr: IPAddress) -> tuple[httpx.URL, dict[str, str], dict[
     return target, {"Host": host_header}, extensions
 
 
-def fetch_url(url: str, settings: IngestSettings) -> Blob:
+def fetch_url(url: str, settings: IngestSettings, spool: bool = False) -> Blob:
     """GET ``url`` (≤ ``MAX_REDIRECTS`` redirects, ≤ ``ingest.max_bytes``) into a Blob.
 
     ``Blob.uri`` is the URL as given; ``metadata["final_url"]`` where redirects led.
+    ``spool=True`` (the ingest resolver) lets audio and video reach
+    ``ingest.max_media_bytes`` and puts a large body in a temporary file that the Blob
+    deletes with itself (see :func:`~mmrag.ingest.sources.read_stream`); without it the
+    body is held in memory, for callers that want the bytes.
     """
     current = url
     timeout = httpx.Timeout(settings.url_timeout)
@@ -163,9 +167,10 @@ def fetch_url(url: str, settings: IngestSettings) -> Blob:
                 if resp.status_code >= 400:
                     raise IngestError(url, f"HTTP {resp.status_code} "
                                            f"{_one_line(resp.reason_phrase or 'error')}")
-                data = _read_capped(resp, url, settings)
                 name = _filename(resp, current)
                 ctype = resp.headers.get("content-type", "")
+                blob = read_stream(resp.iter_bytes(), url, name, settings,
+                                   declared=_declared(resp), spool=spool)
             except httpx.TimeoutException:
                 raise IngestError(url, f"timed out after {settings.url_timeout:g}s "
                                        "(ingest.url_timeout)") from None
@@ -173,25 +178,14 @@ def fetch_url(url: str, settings: IngestSettings) -> Blob:
                 raise IngestError(url, f"download failed: {_one_line(exc)}") from None
             finally:
                 resp.close()
-            mime = sniff(data, name)
-            if mime == "text/plain" and "markdown" in ctype:
-                mime = "text/markdown"
-            meta = {"final_url": current, "content_type": ctype, "size": len(data)}
-            return Blob(uri=url, data=data, name=name, mime=mime, metadata=meta)
+            if blob.mime == "text/plain" and "markdown" in ctype:
+                blob.mime = "text/markdown"
+            blob.metadata.update(final_url=current, content_type=ctype, size=blob.size)
+            return blob
     raise IngestError(url, f"too many redirects (more than {MAX_REDIRECTS})")
 
 
-def _read_capped(resp: httpx.Response, url: str, settings: IngestSettings) -> bytes:
-    limit = settings.max_bytes
-    declared = resp.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise IngestError(url, f"too large: {int(declared)} bytes exceeds ingest.max_bytes "
-                               f"({limit})")
-    chunks: list[bytes] = []
-    total = 0
-    for chunk in resp.iter_bytes():
-        total += len(chunk)
-        if total > limit:
-            raise IngestError(url, f"too large: more than ingest.max_bytes ({limit}) bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _declared(resp: httpx.Response) -> int | None:
+    """The Content-Length a server announced, checked against the cap before reading."""
+    value = resp.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None

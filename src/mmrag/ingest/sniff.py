@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 from pathlib import PurePosixPath
 
-__all__ = ["OCTET", "loader_for", "mime_loaders", "sniff"]
+__all__ = ["HEAD_BYTES", "OCTET", "is_media", "loader_for", "mime_loaders", "sniff"]
 
 OCTET = "application/octet-stream"
 
@@ -43,6 +43,8 @@ _MARKDOWN_EXT = {".md", ".markdown", ".mdown", ".mkd", ".mdx"}
 _HTML_EXT = {".html", ".htm", ".xhtml"}
 _HTML_STARTS = ("<!doctype html", "<html", "<head", "<body", "<title", "<meta", "<?xml")
 _SAMPLE = 64 * 1024
+# Bytes of a file's start that give :func:`sniff` the same answer as the whole file.
+HEAD_BYTES = _SAMPLE + 1
 # A BMP file header is followed by a DIB header whose size is one of these.
 _BMP_DIB_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
@@ -152,3 +154,8 @@ def _text_sample(sample: bytes, truncated: bool) -> str | None:
 def loader_for(mime: str) -> str | None:
     """Name of the registered loader for ``mime``, or None when unsupported."""
     return mime_loaders.get(mime.split(";")[0].strip().lower())
+
+
+def is_media(mime: str) -> bool:
+    """Audio and video stream from their file when loaded, so they may exceed memory."""
+    return mime.split("/", 1)[0].strip().lower() in ("audio", "video")

@@ -4,17 +4,26 @@
 :class:`~mmrag.types.Failure` yielded where the Blob would have been, so one unreadable file
 in a folder of thousands costs one line in the report. Folders are read lazily, one file
 per Blob, in sorted order.
+
+Local files become file-backed Blobs (only their first bytes are read, to sniff the type),
+and remote bodies over :data:`SPOOL_BYTES` are spooled to a temporary file, so a long
+video never sits whole in memory. Audio and video stream when loaded and are capped by
+``ingest.max_media_bytes``; everything else is read into memory and capped by
+``ingest.max_bytes``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+import itertools
 import logging
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Iterable, Iterator
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
@@ -25,9 +34,9 @@ from urllib.request import url2pathname
 from ..config import IngestSettings
 from ..errors import IngestError
 from ..types import Blob, Failure
-from .sniff import loader_for, sniff
+from .sniff import HEAD_BYTES, is_media, loader_for, sniff
 
-__all__ = ["Source", "matches", "resolve"]
+__all__ = ["SPOOL_BYTES", "Source", "matches", "read_stream", "resolve", "size_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,8 @@ Source = str | Path | bytes | bytearray | memoryview | tuple[str, bytes]
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://")
 _B64 = re.compile(r"^[A-Za-z0-9+/\-_\s]+={0,2}\s*$")
 _MIN_B64 = 24  # shorter strings that are not paths are reported as missing files
+SPOOL_BYTES = 32 * 2**20  # a remote body larger than this goes to a temporary file
+_BLOCK = 1 << 20  # read size when copying a remote file
 
 
 def resolve(sources: Source | Iterable[Source],
@@ -103,21 +114,39 @@ def _bytes_uri(data: bytes) -> str:
 def _blob(uri: str, data: bytes, name: str, settings: IngestSettings,
           metadata: dict[str, Any] | None = None, hint: str = "") -> Blob:
     """Size-check and sniff ``data``; raises IngestError for empty/huge/unsupported."""
-    if not data:
-        raise IngestError(uri, "empty file (0 bytes)")
-    if len(data) > settings.max_bytes:
-        raise IngestError(uri, _too_large(len(data), settings))
-    mime = sniff(data, name)
+    return _check(Blob(uri=uri, data=data, name=name, metadata=dict(metadata or {})),
+                  settings, hint)
+
+
+def _check(blob: Blob, settings: IngestSettings, hint: str = "") -> Blob:
+    """Sniff ``blob`` from its first bytes and check its size against the cap of its type;
+    raises IngestError for empty/huge/unsupported. Never loads a file-backed Blob."""
+    size = blob.size
+    if not size:
+        raise IngestError(blob.uri, "empty file (0 bytes)")
+    mime = sniff(blob.head(HEAD_BYTES), blob.name)
     if mime == "text/plain" and hint in ("text/markdown", "text/html"):
         mime = hint
+    if size > size_limit(mime, settings)[0]:
+        raise IngestError(blob.uri, _too_large(size, mime, settings))
     if loader_for(mime) is None:
-        raise IngestError(uri, f"unsupported file type {mime}")
-    meta = {"size": len(data), **(metadata or {})}
-    return Blob(uri=uri, data=data, name=name, mime=mime, metadata=meta)
+        raise IngestError(blob.uri, f"unsupported file type {mime}")
+    blob.mime = mime
+    blob.metadata = {"size": size, **blob.metadata}
+    return blob
 
 
-def _too_large(size: int, settings: IngestSettings) -> str:
-    return f"too large: {size} bytes exceeds ingest.max_bytes ({settings.max_bytes})"
+def size_limit(mime: str, settings: IngestSettings) -> tuple[int, str]:
+    """The largest accepted source of type ``mime`` and the setting that says so: audio
+    and video stream from their file, everything else is read into memory."""
+    if is_media(mime):
+        return settings.max_media_bytes, "ingest.max_media_bytes"
+    return settings.max_bytes, "ingest.max_bytes"
+
+
+def _too_large(size: int, mime: str, settings: IngestSettings) -> str:
+    limit, key = size_limit(mime, settings)
+    return f"too large: {size} bytes exceeds {key} ({limit})"
 
 
 def _resolve_one(source: Any, settings: IngestSettings) -> Iterator[Blob | Failure]:
@@ -146,9 +175,8 @@ def _from_string(source: str, settings: IngestSettings) -> Iterator[Blob | Failu
         if proto in ("http", "https"):
             from .fetch import fetch_url
 
-            blob = fetch_url(text, settings)
-            yield _blob(blob.uri, blob.data, blob.name, settings, blob.metadata,
-                        hint=blob.mime)
+            blob = fetch_url(text, settings, spool=True)
+            yield _check(blob, settings, hint=blob.mime)
         elif proto == "file":
             parts = urlsplit(text)
             if parts.netloc not in ("", "localhost"):
@@ -238,17 +266,16 @@ def _local(path: Path, settings: IngestSettings) -> Iterator[Blob | Failure]:
 
 
 def _read_file(path: Path, st: os.stat_result, settings: IngestSettings) -> Blob:
+    """A Blob backed by the file: only its first bytes are read here, to sniff the type
+    (an unreadable file fails here, not in the middle of the ingest)."""
     uri = str(path.resolve())
     if not stat.S_ISREG(st.st_mode):
         raise IngestError(uri, "not a regular file")
-    if st.st_size > settings.max_bytes:
-        raise IngestError(uri, _too_large(st.st_size, settings))
+    blob = Blob(uri=uri, name=path.name, path=uri, metadata={"mtime": st.st_mtime})
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()  # a file grown past the cap since stat() is caught by _blob
+        return _check(blob, settings)
     except OSError as exc:
         raise IngestError(uri, _one_line(exc.strerror or str(exc))) from None
-    return _blob(uri, data, path.name, settings, {"mtime": st.st_mtime})
 
 
 def _walk(root: Path, settings: IngestSettings) -> Iterator[Blob | Failure]:
@@ -355,16 +382,93 @@ def _fsspec(url: str, settings: IngestSettings) -> Iterator[Blob | Failure]:
 
 
 def _fs_file(fs: Any, path: str, uri: str, settings: IngestSettings) -> Blob:
+    name = PurePosixPath(path).name
     try:
         size = fs.size(path)
-        if size is not None and size > settings.max_bytes:
-            raise IngestError(uri, _too_large(size, settings))
-        data = fs.cat_file(path)
+        with fs.open(path, "rb") as fh:
+            blob = read_stream(iter(functools.partial(fh.read, _BLOCK), b""), uri, name,
+                               settings, declared=size)
     except FileNotFoundError:
         raise IngestError(uri, "no such file or directory") from None
     except IngestError:
         raise
     except Exception as exc:  # ditto
         raise IngestError(uri, _one_line(f"{type(exc).__name__}: {exc}")) from None
-    name = PurePosixPath(path).name
-    return _blob(uri, bytes(data), name, settings)
+    return _check(blob, settings)
+
+
+# --- remote bodies ---------------------------------------------------------------------
+
+
+def read_stream(chunks: Iterable[bytes], uri: str, name: str, settings: IngestSettings, *,
+                declared: int | None = None, spool: bool = True) -> Blob:
+    """A remote body as a Blob, in memory up to :data:`SPOOL_BYTES` and beyond that in a
+    temporary file the Blob owns (deleted with it), so a long video never fills memory.
+
+    The cap comes from the type sniffed from the first bytes (:func:`size_limit`) and is
+    checked against ``declared`` (a Content-Length) before the rest is read. With
+    ``spool=False`` everything stays in memory under ``ingest.max_bytes``, for callers
+    that want the bytes themselves.
+    """
+    it = iter(chunks)
+    lead = _lead(it, HEAD_BYTES)
+    mime = sniff(b"".join(lead)[:HEAD_BYTES], name)
+    limit, key = size_limit(mime, settings) if spool else (settings.max_bytes,
+                                                           "ingest.max_bytes")
+    if declared is not None and declared > limit:
+        raise IngestError(uri, f"too large: {declared} bytes exceeds {key} ({limit})")
+    too_large = IngestError(uri, f"too large: more than {key} ({limit}) bytes")
+    body = _drain(itertools.chain(lead, it), limit, too_large, spool)
+    if isinstance(body, bytes):
+        return Blob(uri=uri, data=body, name=name, mime=mime)
+    return Blob(uri=uri, name=name, mime=mime, path=body, temporary=True)
+
+
+def _drain(chunks: Iterator[bytes], limit: int, too_large: IngestError,
+           spool: bool) -> bytes | str:
+    """All of ``chunks``: their bytes, or the path of the temporary file they went to
+    once past :data:`SPOOL_BYTES` (removed again when reading fails)."""
+    held: list[bytes] = []
+    total = 0
+    tmp: Any = None
+    try:
+        for chunk in chunks:
+            total += len(chunk)
+            if total > limit:
+                raise too_large
+            if tmp is None and spool and total > SPOOL_BYTES:
+                tmp = tempfile.NamedTemporaryFile(prefix="mmrag-", delete=False)
+                tmp.writelines(held)
+                held = []
+            if tmp is not None:
+                tmp.write(chunk)
+            else:
+                held.append(chunk)
+        if tmp is not None:
+            tmp.close()
+    except BaseException:
+        if tmp is not None:
+            tmp.close()
+            _discard(tmp.name)
+        raise
+    return b"".join(held) if tmp is None else tmp.name
+
+
+def _lead(it: Iterator[bytes], n: int) -> list[bytes]:
+    """The first chunks of ``it``, at least ``n`` bytes of them unless it ends sooner."""
+    lead: list[bytes] = []
+    got = 0
+    while got < n:
+        chunk = next(it, None)
+        if chunk is None:
+            break
+        lead.append(chunk)
+        got += len(chunk)
+    return lead
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

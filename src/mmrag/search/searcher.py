@@ -22,6 +22,7 @@ from ..types import Filters, Hit, Item
 from .fusion import rrf, top, weighted
 from .late import mean_vector, rerank
 from .query import Query
+from .rerank import Reranker
 
 SNIPPET_CHARS = 280
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -44,8 +45,10 @@ class Searcher:
 
     def __init__(self, store: Store, encoders: Mapping[str, Encoder], settings: SearchSettings,
                  media_path: Callable[[str], str | None],
-                 multivec: Mapping[str, Any] | None = None):
+                 multivec: Mapping[str, Any] | None = None,
+                 reranker: Reranker | None = None):
         self.multivec = dict(multivec or {})
+        self.reranker = reranker
         self.store = store
         self.encoders = encoders
         self.settings = settings
@@ -144,6 +147,25 @@ class Searcher:
                 parts.setdefault(it.id, {})[name] = float(s)
         return fused, items, parts
 
+    def _rerank(self, text: str, fused: dict[str, float], items: Mapping[str, Item],
+                parts: dict[str, dict[str, float]]) -> dict[str, float]:
+        """Re-score the best ``rerank_candidates`` that have text; the reranker's score is
+        kept in ``Hit.scores['rerank']``. Returns the new fused scores (RRF scale)."""
+        assert self.reranker is not None
+        ordered = top(fused, len(fused))
+        cands = [i for i, _ in ordered[:self.settings.rerank_candidates]
+                 if items[i].text.strip()]
+        scores = self.reranker.score(text, [items[i].text for i in cands], keys=cands)
+        reranked = sorted(zip(cands, scores.tolist(), strict=True), key=lambda p: -p[1])
+        for item_id, score in reranked:
+            parts[item_id]["rerank"] = float(score)
+        k = self.settings.rrf_k
+        if self.settings.rerank_fusion == "replace":
+            head = {i for i, _ in reranked}
+            order = [i for i, _ in reranked] + [i for i, _ in ordered if i not in head]
+            return {item_id: 1.0 / (k + rank + 1) for rank, item_id in enumerate(order)}
+        return rrf({"first": ordered, "rerank": reranked}, k=k)
+
     # -- public ----------------------------------------------------------------------
     def search(self, query: Query, k: int = 10, filters: Filters | None = None,
                group_by: str | None = None, mode: str = "hybrid") -> list[Hit]:
@@ -152,6 +174,8 @@ class Searcher:
         n = max(self.settings.candidates, k * (4 if group_by != "item" else 1))
         lists = self.retrieve(query, n, filters, mode)
         fused, items, parts = self.fuse(lists)
+        if self.reranker is not None and query.text:
+            fused = self._rerank(query.text, fused, items, parts)
         groups: dict[tuple, list[tuple[str, float]]] = {}
         for item_id, score in top(fused, len(fused)):
             it = items[item_id]

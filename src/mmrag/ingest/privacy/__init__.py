@@ -17,7 +17,7 @@ from ...config import PrivacySettings
 from ..base import Piece
 from . import exif, faces, pii
 
-__all__ = ["protect"]
+__all__ = ["mask_text", "protect"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,13 @@ def protect(piece: Piece, settings: PrivacySettings,
     piece.metadata["faces_blurred"] = len(boxes)
     counts["faces_blurred"] = counts.get("faces_blurred", 0) + len(boxes)
     return piece.image if settings.embed_blurred else original
+
+
+def mask_text(text: str, settings: PrivacySettings, counts: dict[str, int]) -> str:
+    """``text`` with PII masked when the settings ask for it: for text made after
+    :func:`protect` ran, such as generated captions (a VLM can read an email off a
+    screenshot)."""
+    return pii.mask(text, settings.pii_types, counts) if settings.mask_pii else text
 
 
 def _mask_text(piece: Piece, types: list[str], counts: dict[str, int]) -> None:
