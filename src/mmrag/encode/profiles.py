@@ -47,6 +47,9 @@ def build_encoders(settings: Settings) -> dict[str, Encoder]:
     elif enc.image_descriptor:
         descriptor = encoders.create("descriptor")
         built[descriptor.space] = descriptor
+    if enc.audio_model:  # any profile: audio files gain clips in an audio–text space
+        audio = encoders.create("clap", model=enc.audio_model, **_common(settings))
+        built[audio.space] = audio
     return built
 
 

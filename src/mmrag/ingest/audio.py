@@ -1,4 +1,5 @@
-"""Audio loader: wav, mp3, m4a, flac, ogg → timed ``text`` pieces by speech transcription.
+"""Audio loader: wav, mp3, m4a, flac, ogg → timed ``text`` pieces by speech transcription,
+and ``audio`` clips for an audio–text encoder (CLAP) when ``encode.audio_model`` is set.
 
 Audio is decoded with PyAV and resampled to 16 kHz mono float32 (what Whisper expects) in
 windows of :data:`WINDOW_S` seconds, so a three-hour recording never sits decoded in memory
@@ -31,7 +32,8 @@ from ..types import Blob
 from .base import Piece, loaders
 
 __all__ = ["SAMPLE_RATE", "WINDOW_S", "bundled_model_path", "clock", "load_audio", "media_error",
-           "open_container", "pcm_windows", "transcribe", "transcript_pieces"]
+           "clip_pieces", "loudness_db", "open_container", "pcm_windows", "sound_pieces",
+           "transcribe", "transcript_pieces"]
 
 SAMPLE_RATE = 16_000
 WINDOW_S = 300.0  # 5 min of 16 kHz float32 = 19 MB: bounded memory, few window cuts
@@ -141,11 +143,17 @@ def transcribe(pcm: np.ndarray, settings: IngestSettings
             yield float(seg.start), float(seg.end), text
 
 
-def transcript_pieces(container: Any, uri: str, settings: IngestSettings,
-                      page_at: Any = None) -> Iterator[Piece]:
-    """Timed ``text`` pieces of the container's audio track; ``page_at(seconds)`` maps
-    a time to a page (the video frame on screen), else every piece is page 1."""
+def sound_pieces(container: Any, uri: str, settings: IngestSettings,
+                 page_at: Any = None) -> Iterator[Piece]:
+    """Timed pieces of the container's audio track, decoded once: ``audio`` clips when
+    ``settings.audio_clips`` (an audio encoder embeds them) and transcript ``text`` when
+    ``settings.transcribe``. ``page_at(seconds)`` maps a time to a page (the video frame
+    on screen), else every piece is page 1."""
     for offset, pcm in pcm_windows(container, uri):
+        if settings.audio_clips:
+            yield from clip_pieces(pcm, offset, settings, page_at)
+        if not settings.transcribe:
+            continue
         with stage("transcribe"):
             segments = list(transcribe(pcm, settings))
         done = offset + len(pcm) / SAMPLE_RATE
@@ -159,16 +167,50 @@ def transcript_pieces(container: Any, uri: str, settings: IngestSettings,
                                   "timestamp": clock(start), "origin": "transcript"})
 
 
+def transcript_pieces(container: Any, uri: str, settings: IngestSettings,
+                      page_at: Any = None) -> Iterator[Piece]:
+    """Transcript ``text`` pieces only (no clips, whatever the settings say)."""
+    yield from sound_pieces(container, uri, settings.model_copy(update={"audio_clips": False}),
+                            page_at)
+
+
+def clip_pieces(pcm: np.ndarray, offset: float, settings: IngestSettings,
+                page_at: Any = None) -> Iterator[Piece]:
+    """``audio`` pieces of ``audio_clip_s`` seconds from one decoded window, skipping
+    clips quieter than ``audio_silence_db``: silence must not become searchable noise.
+    A clip's text is empty; it is found through its vector in the audio–text space."""
+    step = max(1, int(settings.audio_clip_s * SAMPLE_RATE))
+    for at in range(0, len(pcm), step):
+        clip = pcm[at:at + step]
+        if len(clip) < SAMPLE_RATE // 2 and at:  # a sliver after the last full clip
+            continue
+        if loudness_db(clip) < settings.audio_silence_db:
+            continue
+        start = offset + at / SAMPLE_RATE
+        end = start + len(clip) / SAMPLE_RATE
+        yield Piece(modality="audio", page=page_at(start) if page_at is not None else 1,
+                    audio=np.ascontiguousarray(clip, dtype=np.float32),
+                    metadata={"start": round(start, 2), "end": round(end, 2),
+                              "timestamp": clock(start), "origin": "audio"})
+
+
+def loudness_db(pcm: np.ndarray) -> float:
+    """RMS level in dBFS (0 = full scale); -inf-ish for digital silence."""
+    rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64)))) if len(pcm) else 0.0
+    return 20.0 * float(np.log10(max(rms, 1e-10)))
+
+
 @loaders.register("audio")
 def load_audio(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
-    """One ``text`` piece per transcribed segment; silence gives none."""
-    if not settings.transcribe:
+    """One ``text`` piece per transcribed segment, and with an audio encoder one ``audio``
+    piece per clip; silence gives none."""
+    if not settings.transcribe and not settings.audio_clips:
         return
     container = open_container(blob)
     with container:
         if not container.streams.audio:
             raise IngestError(blob.uri, "no audio stream in the file")
-        yield from transcript_pieces(container, blob.uri, settings)
+        yield from sound_pieces(container, blob.uri, settings)
 
 
 def media_error(exc: BaseException) -> str:

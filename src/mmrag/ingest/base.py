@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 from PIL import Image
 
 from ..config import IngestSettings
@@ -35,6 +36,7 @@ class Piece:
     image: Image.Image | None = None
     media: bytes | None = None
     media_ext: str = ""
+    audio: np.ndarray | None = None  # an audio clip, 16 kHz mono float32, for audio encoders
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

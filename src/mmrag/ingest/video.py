@@ -32,7 +32,7 @@ from ..errors import IngestError
 from ..progress import note
 from ..timing import stage
 from ..types import Blob
-from .audio import clock, media_error, open_container, transcript_pieces
+from .audio import clock, media_error, open_container, sound_pieces
 from .base import Piece, loaders
 from .images import _ocr_text as ocr_text
 
@@ -192,14 +192,14 @@ def load_video(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
             raise IngestError(blob.uri, "no video or audio stream in the file")
         if container.streams.video:
             yield from _frame_pieces(container, blob, settings, starts)
-    if not settings.transcribe:
+    if not settings.transcribe and not settings.audio_clips:
         return
-    # A second demux pass (the bytes are in memory): decoding both tracks in one pass
-    # would have to buffer whichever runs ahead.
+    # A second demux pass (reading the file again is cheap): decoding both tracks in one
+    # pass would have to buffer whichever runs ahead.
     container = open_container(blob)
     with container:
-        yield from transcript_pieces(container, blob.uri, settings,
-                                     page_at=lambda s: _page_at(starts, s))
+        yield from sound_pieces(container, blob.uri, settings,
+                                page_at=lambda s: _page_at(starts, s))
 
 
 def _page_at(starts: list[float], seconds: float) -> int:
