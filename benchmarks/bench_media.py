@@ -127,14 +127,22 @@ def bench_video(lengths: list[int]) -> list[str]:
             "|---|---:|---:|---:|---:|"]
     warm = synthetic_video(1)  # one-time costs (imports, codec threads) out of the rows
     list(load(Blob(uri="warm.mp4", data=warm, name="warm.mp4", mime=sniff(warm)), settings))
+    folder = Path(tempfile.mkdtemp(prefix="mmrag-bench-media-"))
     for seconds in lengths:
         data = synthetic_video(seconds)
-        blob = Blob(uri="bench.mp4", data=data, name="bench.mp4", mime=sniff(data))
+        path = folder / f"bench-{seconds}.mp4"
+        path.write_bytes(data)
+        # A file-backed Blob, as the resolver makes for a local file: PyAV reads the file.
+        blob = Blob(uri=str(path), path=str(path), name=path.name, mime=sniff(data))
+        del data
         # Consume one piece at a time, as ingestion does: nothing is kept.
         pieces, wall, rss = peak_rss_growth(lambda b=blob: sum(1 for _ in load(b, settings)))
-        rows.append(f"| {seconds} s 640x360 25 fps ({len(data) / 2**20:.1f} MiB) | {pieces} "
+        size = blob.size
+        path.unlink()
+        rows.append(f"| {seconds} s 640x360 25 fps ({size / 2**20:.1f} MiB) | {pieces} "
                     f"| {wall:.2f} | {seconds / wall:.1f} | {rss:.0f} |")
         print(rows[-1], flush=True)
+    shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 

@@ -232,3 +232,18 @@ def test_files_are_added_in_batches_with_their_own_results(http):
     twin = next(f for f in job["files"] if f["name"] == "twin-b.md")
     assert "twin-a.md" in twin["reason"]
     assert job["items"] == sum(f["items"] for f in job["files"]) >= 20
+
+
+def test_an_uploaded_video_streams_from_its_file(http, monkeypatch):
+    """The upload stays on disk and PyAV reads it there: ``Blob.data`` (all bytes in
+    memory) is never touched for it."""
+    from mmrag.types import Blob
+    from tests.ingest.test_video import BLUE, RED, make_video
+
+    reads: list[str] = []
+    real = Blob.data
+    monkeypatch.setattr(Blob, "data", property(
+        lambda blob: reads.append(blob.uri) or real.fget(blob), real.fset))
+    job = upload(http, "jobs", {"clip.mp4": make_video([(RED, 3.0), (BLUE, 3.0)])})
+    assert job["added"] == ["clip.mp4"] and job["files"][0]["items"] >= 2
+    assert reads == []

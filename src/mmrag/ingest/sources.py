@@ -99,6 +99,8 @@ def _printable(text: str) -> str:
 
 
 def _label(source: Any) -> str:
+    if isinstance(source, Blob):
+        return source.uri
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _bytes_uri(bytes(source))
     if _is_named(source):
@@ -150,7 +152,9 @@ def _too_large(size: int, mime: str, settings: IngestSettings) -> str:
 
 
 def _resolve_one(source: Any, settings: IngestSettings) -> Iterator[Blob | Failure]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
+    if isinstance(source, Blob):  # made by the caller, e.g. an upload kept on disk
+        yield _check(source, settings)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         yield _blob(_bytes_uri(data), data, "", settings)
     elif _is_named(source):

@@ -12,12 +12,11 @@ next one; its final status (done, skipped, failed) comes from the batch's report
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..index import Index
-from ..types import AddReport
+from ..types import AddReport, Blob
 
 if TYPE_CHECKING:
     from .jobs import FileStatus, Job, JobFile
@@ -69,16 +68,20 @@ def _sources(job: Job, files: list[JobFile], seen: dict[str, str]) -> Iterator[A
             yield file.url
             continue
         assert file.path is not None
-        data = file.path.read_bytes()
-        file.discard()  # the bytes are in memory now; nothing to clean up later
-        file.doc_id = hashlib.sha256(data).hexdigest()[:16]  # as the catalog names it
+        # The upload stays on disk: a long video streams from it rather than sitting in
+        # memory. The Blob owns the file and deletes it once it is stored or skipped.
+        blob = Blob(uri="", path=str(file.path), name=file.name,
+                    metadata={"source_name": file.name}, temporary=True)
+        file.doc_id = blob.sha256()[:16]  # as the catalog names it
+        blob.uri = f"bytes:{file.doc_id}"  # what a (name, bytes) source would be called
         if file.doc_id in seen:
             job.set_file(file, "skipped", f"same content as {seen[file.doc_id]!r}")
+            blob.cleanup()
             previous = None
             continue
         seen[file.doc_id] = file.name
         previous = file
-        yield (file.name, data)
+        yield blob
     if previous is not None:
         job.mark_processed(previous)
 
