@@ -116,7 +116,7 @@ class Ingestion:
                 if doc is None:  # skipped or an alias: its bytes are not needed again
                     entry.cleanup()
                     continue
-                if not doc.items:
+                if not doc.items and not _may_be_empty(entry):
                     report.failed.append(Failure(entry.uri, "no content found"))
                     entry.cleanup()
                     continue
@@ -275,7 +275,8 @@ class Ingestion:
                     d.items[idx].media = written.result()
             vectors = self._vectors(docs, items)
             with stage("store"):
-                self.store.add(items, vectors)
+                if items:  # a group of silent recordings has nothing to store
+                    self.store.add(items, vectors)
                 for space, mv in self.multivec.items():
                     pairs = [(d.items[i].id, m) for d in docs
                              for i, m in d.multi.get(space, {}).items()]
@@ -328,6 +329,13 @@ class Ingestion:
                         mat[rows] = enc.encode_text([items[i].text for i in rows])
             out[space] = mat
         return out
+
+
+def _may_be_empty(blob: Blob) -> bool:
+    """Audio and video may rightly hold nothing to index (silence, no speech, and
+    transcription off): recorded as added with no items, not failed, and not decoded
+    again when re-added."""
+    return blob.mime.startswith(("audio/", "video/"))
 
 
 def _takes_audio(encoder: Encoder) -> bool:

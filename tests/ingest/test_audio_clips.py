@@ -61,10 +61,12 @@ def test_clap_wiring_clips_are_embedded_and_found_by_text(index):
     assert "embed:clap" in report.timings
 
 
-def test_silent_file_gives_no_audio_items(index):
+def test_silent_file_gives_no_items_and_no_error(index):
     report = index.add([("quiet.wav", wav_bytes(np.zeros(3 * SAMPLE_RATE)))])
-    assert index.store.count() == 0
-    assert [f.reason for f in report.failed] == ["no content found"]
+    assert index.store.count() == 0 and report.items == 0
+    assert not report.failed and len(report.added) == 1
+    again = index.add([("quiet.wav", wav_bytes(np.zeros(3 * SAMPLE_RATE)))])
+    assert again.skipped and not again.added  # recorded: not decoded a second time
 
 
 def test_without_audio_model_no_clips_are_made(tmp_path):
@@ -72,4 +74,4 @@ def test_without_audio_model_no_clips_are_made(tmp_path):
                encode={"text_encoder": "hashing"}, ingest={"transcribe": False}) as idx:
         report = idx.add([("mix.wav", wav_bytes(_tone_silence_noise()))])
         assert idx.store.count() == 0 and "clap" not in idx.info()["spaces"]
-        assert [f.reason for f in report.failed] == ["no content found"]
+        assert not report.failed and report.items == 0
