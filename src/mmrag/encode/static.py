@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError, MissingDependencyError, QueryError
+from ..errors import ConfigError, MissingDependencyError
 from ._util import first_line, resolve_model
 from .base import encoders, l2_normalize
-from .text import BUNDLED_MODEL, bundled_model_path
+from .text import BUNDLED_MODEL, bundled_model_path, refuse_images
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,7 @@ class StaticEncoder:
         return l2_normalize(np.asarray(vecs, dtype=np.float32))
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        raise QueryError(f"text encoder {self.model_name!r} cannot embed images; "
-                         f"use the 'clip' profile with encode.vision_model set")
+        refuse_images(self.model_name)
 
     def describe(self) -> dict[str, Any]:
         return {"encoder": "model2vec", "model": self.model_name, "dim": self.dim}

