@@ -16,8 +16,8 @@ from .types import AddReport, Answer, Citation, Failure, Filters, Hit, Item
 if TYPE_CHECKING:
     from .index import Index
 
-__all__ = ["AddReport", "Answer", "Citation", "Failure", "Filters", "Hit", "Index", "Item", "MmragError",
-           "Settings", "__version__"]
+__all__ = ["AddReport", "Answer", "Citation", "Failure", "Filters", "Hit", "Index", "Item",
+           "MmragError", "Settings", "__version__"]
 __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

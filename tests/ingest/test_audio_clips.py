@@ -75,3 +75,27 @@ def test_without_audio_model_no_clips_are_made(tmp_path):
         report = idx.add([("mix.wav", wav_bytes(_tone_silence_noise()))])
         assert idx.store.count() == 0 and "clap" not in idx.info()["spaces"]
         assert not report.failed and report.items == 0
+
+
+def test_clips_carry_playable_opus_media():
+    import io
+
+    import av
+
+    piece = next(clip_pieces(_tone(10), 0.0, IngestSettings(audio_clip_s=10)))
+    assert piece.media_ext == "ogg" and piece.media[:4] == b"OggS"
+    assert len(piece.media) < 80_000  # ~32 kb/s, not a WAV's 320 KB
+    with av.open(io.BytesIO(piece.media)) as container:
+        assert container.streams.audio[0].codec_context.name == "opus"
+        seconds = sum(f.samples / f.sample_rate for f in container.decode(audio=0))
+    assert 9.9 < seconds < 10.1
+
+
+def test_clip_media_is_stored_unless_store_media_is_off(tmp_path, tiny_clap_path):  # noqa: F811
+    for store, expect in ((True, ".ogg"), (False, "")):
+        with Index(tmp_path / f"idx-{store}", profile="offline", show_progress=False,
+                   encode={"text_encoder": "hashing", "audio_model": str(tiny_clap_path)},
+                   ingest={"transcribe": False}, privacy={"store_media": store}) as idx:
+            idx.add([("tone.wav", wav_bytes(_tone(3)))])
+            item = idx.search("a tone", k=1, mode="dense")[0].item
+            assert item.media.endswith(expect) if expect else item.media == ""

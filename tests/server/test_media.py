@@ -8,6 +8,7 @@ import io
 import pytest
 from PIL import Image
 
+from tests.encode.test_clap import tiny_clap_path  # noqa: F401  (fixture)
 from tests.factories import make_png, make_text_pdf
 from tests.server.conftest import upload
 
@@ -81,3 +82,24 @@ def test_media_of_one_collection_is_not_served_as_another(http, urls):
     http.put("/collections/other")
     key = urls["picture"].removeprefix("/media/m.")
     assert http.get(f"/media/other.{key}").status_code == 404
+
+
+def test_audio_clips_are_served_for_playback_wiring(http, data_dir, tiny_clap_path):  # noqa: F811
+    """A collection made with a (tiny, random-weight) CLAP: its clip hits carry a playable
+    Ogg/Opus ``media_url``, a timestamp and no thumbnail."""
+    from mmrag import Index
+    from tests.ingest.test_audio import wav_bytes
+    from tests.ingest.test_audio_clips import _tone
+
+    with Index(data_dir / "sounds", profile="offline", show_progress=False,
+               encode={"text_encoder": "hashing", "audio_model": str(tiny_clap_path)},
+               ingest={"transcribe": False}) as index:
+        assert not index.add([("tone.wav", wav_bytes(_tone(4)))]).failed
+    resp = http.get("/collections/sounds/search", params={"q": "a tone", "mode": "dense"})
+    assert resp.status_code == 200, resp.text
+    hit = resp.json()["hits"][0]
+    assert hit["modality"] == "audio" and hit["thumb_url"] is None
+    assert hit["timestamp"] == "00:00" and hit["start"] == 0.0 and hit["end"] == 4.0
+    clip = http.get(hit["media_url"])
+    assert clip.headers["content-type"] == "audio/ogg" and clip.content[:4] == b"OggS"
+    assert http.get(hit["media_url"], params={"thumb": 256}).status_code == 415

@@ -35,7 +35,8 @@ router = APIRouter(tags=["media"])
 
 CACHE = "public, max-age=31536000, immutable"
 TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
-         "bmp": "image/bmp", "tiff": "image/tiff", "avif": "image/avif"}
+         "bmp": "image/bmp", "tiff": "image/tiff", "avif": "image/avif",
+         "ogg": "audio/ogg"}  # audio clips (encode.audio_model): played, no thumbnails
 
 
 @router.get("/media/{media_id}", response_model=None, responses={

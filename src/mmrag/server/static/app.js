@@ -21,7 +21,7 @@ const el = {
   uploadDrop: $("upload-drop"), uploadInput: $("upload-input"), uploads: $("uploads"),
   viewer: $("viewer"), viewerTitle: $("viewer-title"), viewerClose: $("viewer-close"),
   viewerStage: $("viewer-stage"), viewerImage: $("viewer-image"), viewerBox: $("viewer-bbox"),
-  viewerSnippet: $("viewer-snippet"),
+  viewerSnippet: $("viewer-snippet"), viewerAudio: $("viewer-audio"),
 };
 const COLLECTION_STORE = "mmrag.collection";
 const K = 12; // results per search: three or four rows of the grid
@@ -210,7 +210,8 @@ function renderHits(hits, q) {
     button.dataset.testid = "result";
     button.dataset.rank = String(i + 1);
     button.dataset.id = hit.id || "";
-    const url = hit.thumb_url || hit.media_url;
+    // an audio clip has no picture: it is played in the viewer
+    const url = hit.modality === "audio" ? null : hit.thumb_url || hit.media_url;
     let thumb;
     if (url) {
       thumb = make("img", "thumb");
@@ -222,7 +223,7 @@ function renderHits(hits, q) {
     thumb.dataset.testid = "result-thumb";
     const name = make("span", "name", hit.name || hit.source || hit.id || "");
     name.dataset.testid = "result-name";
-    const page = make("span", "page", pageLabel(hit.page));
+    const page = make("span", "page", pageLabel(hit.page, hit.timestamp));
     page.dataset.testid = "result-page";
     const score = make("span", "score", Number(hit.score || 0).toFixed(3));
     score.dataset.testid = "result-score";
@@ -235,7 +236,8 @@ function renderHits(hits, q) {
     const meta = make("span", "meta");
     meta.append(name, facts, snippet);
     button.append(thumb, meta);
-    button.setAttribute("aria-label", `${hit.name || "result"} ${pageLabel(hit.page)}`.trim());
+    button.setAttribute("aria-label",
+      `${hit.name || "result"} ${pageLabel(hit.page, hit.timestamp)}`.trim());
     button.addEventListener("click", () => openViewer(hit, q));
     const li = make("li");
     li.append(button);
@@ -247,13 +249,16 @@ function renderHits(hits, q) {
 
 function openViewer(hit, q) {
   state.viewing = hit;
-  el.viewerTitle.textContent = [hit.name || hit.source || "", pageLabel(hit.page)]
+  el.viewerTitle.textContent = [hit.name || hit.source || "", pageLabel(hit.page, hit.timestamp)]
     .filter(Boolean).join(" — ");
   highlight(el.viewerSnippet, hit.snippet || "", q || "");
   el.viewerBox.hidden = true;
   el.viewerImage.alt = el.viewerTitle.textContent;
   delete el.viewerImage.dataset.loaded;
-  const url = hit.page_url || hit.media_url;
+  const audio = hit.modality === "audio" ? hit.media_url : null;
+  el.viewerAudio.hidden = !audio;
+  setImage(el.viewerAudio, audio); // any element with a src: fetched with the API key
+  const url = audio ? null : hit.page_url || hit.media_url;
   el.viewerStage.hidden = !url; // a text chunk has no picture: its text is the view
   setImage(el.viewerImage, url);
   if (!el.viewer.open) el.viewer.showModal();
@@ -291,6 +296,8 @@ el.viewer.addEventListener("click", (event) => {
 el.viewer.addEventListener("close", () => {
   state.viewing = null;
   setImage(el.viewerImage, null);
+  el.viewerAudio.pause();
+  setImage(el.viewerAudio, null);
   el.viewerBox.hidden = true;
 });
 

@@ -7,7 +7,8 @@ export function make(tag, className, text) {
   return node;
 }
 
-export function pageLabel(page) {
+export function pageLabel(page, timestamp) {
+  if (timestamp) return `at ${timestamp}`; // a video frame, a transcript line, a sound
   return page ? `page ${page}` : "";
 }
 
