@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Literal
 
 Modality = Literal["image", "text", "page", "audio"]
 MODALITIES: tuple[str, ...] = ("image", "text", "page", "audio")
+AUDIO_EXTS = frozenset({"ogg"})  # stored media that is sound (ingest/audio.py writes Ogg/Opus)
 _BLOCK = 1 << 20  # read size when hashing a file-backed Blob
 
 
@@ -199,6 +200,14 @@ class Hit:
     media_path: str | None = None
     scores: dict[str, float] = field(default_factory=dict)
     matches: int = 1
+
+    @property
+    def media_kind(self) -> str | None:
+        """``image`` or ``audio`` (a clip of a sound or of the spoken words): what the
+        media is for, so image-only consumers (VLM prompts, thumbnails) skip clips."""
+        if not self.media_path:
+            return None
+        return "audio" if self.media_path.rsplit(".", 1)[-1] in AUDIO_EXTS else "image"
 
     @property
     def id(self) -> str:

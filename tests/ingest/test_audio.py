@@ -65,6 +65,18 @@ def test_speech_becomes_timed_text_with_most_words(tmp_path, settings):
 
 
 @needs_espeak
+def test_each_transcript_segment_carries_its_spoken_words_as_opus(tmp_path, settings):
+    import av
+
+    for piece in _load(speech_wav(tmp_path), "door.wav", settings):
+        assert piece.media_ext == "ogg" and piece.media[:4] == b"OggS"
+        with av.open(io.BytesIO(piece.media)) as container:
+            seconds = sum(f.samples / f.sample_rate for f in container.decode(audio=0))
+        span = piece.metadata["end"] - piece.metadata["start"]
+        assert abs(seconds - span) < 0.1, (seconds, span)
+
+
+@needs_espeak
 def test_transcript_is_found_by_index_search(tmp_path):
     speech = tmp_path / "door.wav"
     speech.write_bytes(speech_wav(tmp_path))

@@ -81,6 +81,20 @@ def test_protect_masks_text_and_ocr_metadata():
     assert counts == {"pii_email": 1}  # OCR text is part of piece.text: counted once
 
 
+def test_a_spoken_segment_with_pii_loses_its_clip():
+    """The transcript is masked; the Opus clip of the same words would still say them."""
+    said = Piece(modality="text", text="call me on +44 20 7946 0958", media=b"OggS...",
+                 media_ext="ogg")
+    plain = Piece(modality="text", text="the meeting starts at noon", media=b"OggS...",
+                  media_ext="ogg")
+    counts: dict[str, int] = {}
+    for piece in (said, plain):
+        protect(piece, PrivacySettings(mask_pii=True), counts)
+    assert said.text == "call me on [PHONE]" and said.media is None
+    assert plain.media == b"OggS..."
+    assert counts == {"pii_phone": 1, "audio_clips_dropped": 1}
+
+
 # --- EXIF ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])

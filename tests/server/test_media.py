@@ -99,6 +99,7 @@ def test_audio_clips_are_served_for_playback_wiring(http, data_dir, tiny_clap_pa
     assert resp.status_code == 200, resp.text
     hit = resp.json()["hits"][0]
     assert hit["modality"] == "audio" and hit["thumb_url"] is None
+    assert hit["media_type"] == "audio"
     assert hit["timestamp"] == "00:00" and hit["start"] == 0.0 and hit["end"] == 4.0
     clip = http.get(hit["media_url"])
     assert clip.headers["content-type"] == "audio/ogg" and clip.content[:4] == b"OggS"

@@ -76,7 +76,7 @@ class IndexTools:
         images = 0
         for source, hit in zip(sources, hits, strict=True):
             blocks.append(create_text_block(_hit_text(source.number, hit)))
-            if images < self.max_images and hit.media_path:
+            if images < self.max_images and hit.media_kind == "image":
                 block = self._image(Path(hit.media_path))
                 if block:
                     blocks.append(block)

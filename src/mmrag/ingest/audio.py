@@ -160,9 +160,13 @@ def sound_pieces(container: Any, uri: str, settings: IngestSettings,
         log.info("%s: %.0f s of audio transcribed", uri, done)
         note(f"{uri.rsplit('/', 1)[-1]} {clock(done)} transcribed")
         for start, end, text in segments:
+            # the spoken words themselves, so a transcript hit can be played back
+            with stage("clip"):
+                media = encode_clip(pcm[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE) + 1])
             start, end = start + offset, end + offset
             page = page_at(start) if page_at is not None else 1
-            yield Piece(modality="text", text=text, page=page,
+            yield Piece(modality="text", text=text, page=page, media=media or None,
+                        media_ext=CLIP_EXT,
                         metadata={"start": round(start, 2), "end": round(end, 2),
                                   "timestamp": clock(start), "origin": "transcript"})
 
@@ -197,7 +201,7 @@ def clip_pieces(pcm: np.ndarray, offset: float, settings: IngestSettings,
                               "timestamp": clock(start), "origin": "audio"})
 
 
-CLIP_EXT = "ogg"
+CLIP_EXT = "ogg"  # listed in types.AUDIO_EXTS
 CLIP_BITRATE = 32_000  # Opus at 32 kb/s: ~40 KB per 10 s clip, clear speech and sound
 
 
@@ -206,6 +210,8 @@ def encode_clip(pcm: np.ndarray) -> bytes:
     browser's ``<audio>`` plays it, and it is a tenth the size of the WAV."""
     import av
 
+    if not len(pcm):
+        return b""
     buf = io.BytesIO()
     with av.open(buf, "w", format="ogg") as out:
         stream = out.add_stream("libopus", rate=48_000, layout="mono")

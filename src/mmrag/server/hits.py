@@ -58,8 +58,8 @@ def _hit(collection: str, hit: Hit, pages: dict[str, Item]) -> dict[str, Any]:
         "snippet": hit.snippet, "section": it.section or None, "mime": it.mime,
         "bbox": [round(float(v), 2) for v in it.bbox] if it.bbox else None,
         "page_width": _points(page, "width_pt"), "page_height": _points(page, "height_pt"),
-        "media_url": own,
-        "thumb_url": f"{own}?thumb={THUMB}" if own and it.modality != "audio" else None,
+        "media_url": own, "media_type": hit.media_kind if own else None,
+        "thumb_url": f"{own}?thumb={THUMB}" if own and hit.media_kind == "image" else None,
         "page_url": page_url or (own if it.modality == "page" else None),
         "matches": hit.matches,
         # video frames, transcript lines and audio clips: where in the recording

@@ -14,6 +14,7 @@ import logging
 from PIL import Image, ImageOps, JpegImagePlugin
 
 from ...config import PrivacySettings
+from ...types import AUDIO_EXTS
 from ..base import Piece
 from . import exif, faces, pii
 
@@ -37,7 +38,7 @@ def protect(piece: Piece, settings: PrivacySettings,
     """
     if settings.mask_pii:
         _mask_text(piece, settings.pii_types, counts)
-    if settings.strip_exif and piece.media is not None and piece.modality != "audio":
+    if settings.strip_exif and piece.media is not None and piece.media_ext != "ogg":
         _strip_exif(piece, counts)
     if not settings.blur_faces or piece.image is None:
         return piece.image
@@ -66,7 +67,13 @@ def mask_text(text: str, settings: PrivacySettings, counts: dict[str, int]) -> s
 
 
 def _mask_text(piece: Piece, types: list[str], counts: dict[str, int]) -> None:
-    piece.text = pii.mask(piece.text, types, counts)
+    found: dict[str, int] = {}
+    piece.text = pii.mask(piece.text, types, found)
+    for key, n in found.items():
+        counts[key] = counts.get(key, 0) + n
+    if found and piece.media_ext in AUDIO_EXTS:  # the clip would still say it aloud
+        piece.media = None
+        counts["audio_clips_dropped"] = counts.get("audio_clips_dropped", 0) + 1
     for key in _TEXT_KEYS:
         value = piece.metadata.get(key)
         if isinstance(value, str) and value:

@@ -211,7 +211,7 @@ function renderHits(hits, q) {
     button.dataset.rank = String(i + 1);
     button.dataset.id = hit.id || "";
     // an audio clip has no picture: it is played in the viewer
-    const url = hit.modality === "audio" ? null : hit.thumb_url || hit.media_url;
+    const url = hit.media_type === "audio" ? null : hit.thumb_url || hit.media_url;
     let thumb;
     if (url) {
       thumb = make("img", "thumb");
@@ -255,10 +255,11 @@ function openViewer(hit, q) {
   el.viewerBox.hidden = true;
   el.viewerImage.alt = el.viewerTitle.textContent;
   delete el.viewerImage.dataset.loaded;
-  const audio = hit.modality === "audio" ? hit.media_url : null;
+  const audio = hit.media_type === "audio" ? hit.media_url : null;
   el.viewerAudio.hidden = !audio;
   setImage(el.viewerAudio, audio); // any element with a src: fetched with the API key
-  const url = audio ? null : hit.page_url || hit.media_url;
+  // a video's transcript line shows its frame and plays its words
+  const url = hit.page_url || (audio ? null : hit.media_url);
   el.viewerStage.hidden = !url; // a text chunk has no picture: its text is the view
   setImage(el.viewerImage, url);
   if (!el.viewer.open) el.viewer.showModal();
