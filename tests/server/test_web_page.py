@@ -455,3 +455,45 @@ def test_narrow_screen_stacks_without_horizontal_scroll(page_of):
     page.wait_for_selector("[data-testid=viewer-image][data-loaded='true']")
     vb = page.get_by_test_id("viewer-image").bounding_box()
     assert vb["x"] >= 0 and vb["x"] + vb["width"] <= 390
+
+
+@pytest.fixture(scope="module")
+def speech_url(tmp_path_factory) -> Iterator[str]:
+    """A collection holding one espeak-ng recording, transcribed by the bundled model."""
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng (Debian package) is not installed")
+    from mmrag.server import create_app
+    from tests.ingest.test_audio import speech_wav
+
+    root = tmp_path_factory.mktemp("speech")
+    with Index(root / "idx", **FAST) as index:
+        report = index.add([("door.wav", speech_wav(root))])
+        assert not report.failed and report.items, report
+    with serve_in_thread(create_app(root / "idx")) as url:
+        yield url
+
+
+def test_a_transcript_hit_plays_its_spoken_words(browser, speech_url, request):  # noqa: F811
+    context, page, watch = open_page(browser)
+    try:
+        page.goto(speech_url + "/")
+        page.wait_for_selector("body[data-ready='true']")
+        search(page, "door")
+        first = results(page)[0]
+        assert first["name"] == "door.wav" and first["page"].startswith("at 00:0")
+        assert page.locator("[data-testid=result] img").count() == 0  # no picture to show
+        page.locator("[data-testid=result]").first.click()
+        audio = page.get_by_test_id("viewer-audio")
+        assert audio.is_visible() and page.get_by_test_id("viewer-stage").is_hidden()
+        page.wait_for_function("document.querySelector('[data-testid=viewer-audio]')"
+                               ".readyState >= 1")  # the Ogg/Opus clip decoded its header
+        seconds = audio.evaluate("a => a.duration")
+        assert 0.3 < seconds < 6.0
+        screenshot(page, request.node.name)
+        page.keyboard.press("Escape")
+        assert audio.evaluate("a => a.paused && !a.getAttribute('src')")
+        watch.assert_clean()
+    finally:
+        context.close()
