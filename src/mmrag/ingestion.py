@@ -71,6 +71,12 @@ class Ingestion:
         self.media = media
         self.store = store
         self.encoders = encoders
+        # encoders that embed while loading (their vectors do not wait for the commit)
+        self._image_encoders = {n: e for n, e in encoders.items() if e.supports_images}
+        self._audio_encoders = {n: e for n, e in encoders.items() if _takes_audio(e)}
+        # loaders cut audio into clips only when something embeds them
+        self._ingest = (settings.ingest.model_copy(update={"audio_clips": True})
+                        if self._audio_encoders else settings.ingest)
         self.privacy: dict[str, int] = {}  # counts of what privacy settings removed
         # Page renders are JPEG-encoded and written on a second thread while the loader and
         # the encoders go on (PIL and file writes release the GIL); commit waits for them.
@@ -163,14 +169,10 @@ class Ingestion:
                     replaces_ids=old.item_ids if old else [])
 
     def _load(self, doc: _Doc, metadata: dict[str, Any]) -> None:
-        image_encoders = {n: e for n, e in self.encoders.items() if e.supports_images}
-        audio_encoders = {n: e for n, e in self.encoders.items() if _takes_audio(e)}
-        ingest = self.settings.ingest
-        if audio_encoders:  # loaders cut audio into clips only when something embeds them
-            ingest = ingest.model_copy(update={"audio_clips": True})
+        image_encoders, audio_encoders = self._image_encoders, self._audio_encoders
         batch: list[tuple[int, Image.Image]] = []
         sounds: list[tuple[int, np.ndarray]] = []
-        for piece in timed(load(doc.blob, ingest), "load"):
+        for piece in timed(load(doc.blob, self._ingest), "load"):
             with stage("privacy"):  # before anything is stored, captioned or embedded
                 shown = protect(piece, self.settings.privacy, self.privacy)
             with stage("caption"):

@@ -19,7 +19,7 @@ from PIL import Image
 from ..errors import ConfigError
 from ._util import first_line, model_source, threads_for, torch_dtype
 from .base import encoders, l2_normalize
-from .clip import _pooled
+from .clip import TextTower, _pooled
 
 __all__ = ["CLAPEncoder", "resample"]
 
@@ -38,13 +38,14 @@ def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 @encoders.register("clap")
-class CLAPEncoder:
+class CLAPEncoder(TextTower):
     """Text and audio into one space (``clap``); the checkpoint decides the model."""
 
     space = "clap"
     supports_text = True
     supports_images = False
     supports_audio = True
+    _padding = True
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 8, threads: int = 0,
                  precision: str = "float32", **_: Any):
@@ -71,24 +72,6 @@ class CLAPEncoder:
         self._truncation = "fusion" if fusion else "rand_trunc"
         self._max_length = int(getattr(config.text_config, "max_position_embeddings", 512)) - 2
         self._tokenizer_lock = threading.Lock()  # Rust tokenizers are not re-entrant
-
-    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        texts = [str(t) for t in texts]
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        out = []
-        with torch.inference_mode(), threads_for(len(texts)):
-            for i in range(0, len(texts), self.batch_size):
-                with self._tokenizer_lock:
-                    batch = self._tokenizer(texts[i:i + self.batch_size], padding=True,
-                                            truncation=True, max_length=self._max_length,
-                                            return_tensors="pt")
-                inputs = {k: v.to(self.device) for k, v in batch.items()
-                          if k in ("input_ids", "attention_mask")}
-                out.append(_pooled(self._model.get_text_features(**inputs)).float().cpu())
-        return l2_normalize(torch.cat(out).numpy())
 
     def encode_audio(self, waves: Sequence[np.ndarray], sampling_rate: int = 16_000
                      ) -> np.ndarray:

@@ -52,8 +52,40 @@ def _pooled(out: Any) -> Any:
     raise TypeError(f"cannot find embeddings in model output of type {type(out).__name__!r}")
 
 
+class TextTower:
+    """``encode_text`` for dual encoders whose model has ``get_text_features`` (CLIP,
+    SigLIP, CLAP). Needs ``_model``, ``_tokenizer``, ``_tokenizer_lock``, ``_padding``,
+    ``_max_length``, ``batch_size``, ``device`` and ``dim``."""
+
+    _model: Any
+    _tokenizer: Any
+    _tokenizer_lock: threading.Lock
+    _padding: bool | str
+    _max_length: int
+    batch_size: int
+    device: str
+    dim: int
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        with torch.inference_mode(), threads_for(len(texts)):
+            for i in range(0, len(texts), self.batch_size):
+                with self._tokenizer_lock:
+                    enc = self._tokenizer(texts[i:i + self.batch_size], padding=self._padding,
+                                          truncation=True, max_length=self._max_length,
+                                          return_tensors="pt")
+                inputs = {k: v.to(self.device) for k, v in enc.items() if k in _TEXT_INPUTS}
+                out.append(_pooled(self._model.get_text_features(**inputs)).float().cpu())
+        return l2_normalize(torch.cat(out).numpy())
+
+
 @encoders.register("clip")
-class CLIPEncoder:
+class CLIPEncoder(TextTower):
     """Text and images into one shared space (``clip``); the checkpoint decides the model."""
 
     space = "clip"
@@ -105,23 +137,6 @@ class CLIPEncoder:
         self._tokenizer_lock = threading.Lock()
 
     # -- text --------------------------------------------------------------------------
-    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        texts = [str(t) for t in texts]
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        out = []
-        with torch.inference_mode(), threads_for(len(texts)):
-            for i in range(0, len(texts), self.batch_size):
-                with self._tokenizer_lock:
-                    enc = self._tokenizer(texts[i:i + self.batch_size], padding=self._padding,
-                                          truncation=True, max_length=self._max_length,
-                                          return_tensors="pt")
-                inputs = {k: v.to(self.device) for k, v in enc.items() if k in _TEXT_INPUTS}
-                out.append(_pooled(self._model.get_text_features(**inputs)).float().cpu())
-        return l2_normalize(torch.cat(out).numpy())
-
     # -- images ------------------------------------------------------------------------
     def _preprocess(self, images: Sequence[Image.Image]) -> dict[str, Any]:
         enc = self._processor(images=[shrink(to_rgb(im), self._side) for im in images],

@@ -50,12 +50,11 @@ def _distill(folder: Path) -> None:
     """Distil once, atomically: two processes distilling at once end with one complete
     folder (the loser's ``os.replace`` fails and its copy is dropped)."""
     from model2vec.distill import distill
+    from transformers.utils import logging as hf_logging
 
     log.info("distilling a static text model from %s (once; ~20 s)", BUNDLED_MODEL)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    from transformers.utils import logging as hf_logging
-
     quiet = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its load report lists pooler weights distill drops
     try:

@@ -18,7 +18,7 @@ import functools
 import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from .base import Piece, loaders
 
 __all__ = ["SAMPLE_RATE", "WINDOW_S", "bundled_model_path", "clip_pieces", "clock",
            "encode_clip", "load_audio", "loudness_db", "media_error", "open_container",
-           "pcm_windows", "sound_pieces", "transcribe", "transcript_pieces"]
+           "pcm_windows", "sound_pieces", "transcribe"]
 
 SAMPLE_RATE = 16_000
 WINDOW_S = 300.0  # 5 min of 16 kHz float32 = 19 MB: bounded memory, few window cuts
@@ -143,8 +143,12 @@ def transcribe(pcm: np.ndarray, settings: IngestSettings
             yield float(seg.start), float(seg.end), text
 
 
+def _first_page(_seconds: float) -> int:
+    return 1
+
+
 def sound_pieces(container: Any, uri: str, settings: IngestSettings,
-                 page_at: Any = None) -> Iterator[Piece]:
+                 page_at: Callable[[float], int] = _first_page) -> Iterator[Piece]:
     """Timed pieces of the container's audio track, decoded once: ``audio`` clips when
     ``settings.audio_clips`` (an audio encoder embeds them) and transcript ``text`` when
     ``settings.transcribe``. ``page_at(seconds)`` maps a time to a page (the video frame
@@ -164,22 +168,14 @@ def sound_pieces(container: Any, uri: str, settings: IngestSettings,
             with stage("clip"):
                 media = encode_clip(pcm[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE) + 1])
             start, end = start + offset, end + offset
-            page = page_at(start) if page_at is not None else 1
-            yield Piece(modality="text", text=text, page=page, media=media or None,
+            yield Piece(modality="text", text=text, page=page_at(start), media=media or None,
                         media_ext=CLIP_EXT,
                         metadata={"start": round(start, 2), "end": round(end, 2),
                                   "timestamp": clock(start), "origin": "transcript"})
 
 
-def transcript_pieces(container: Any, uri: str, settings: IngestSettings,
-                      page_at: Any = None) -> Iterator[Piece]:
-    """Transcript ``text`` pieces only (no clips, whatever the settings say)."""
-    yield from sound_pieces(container, uri, settings.model_copy(update={"audio_clips": False}),
-                            page_at)
-
-
 def clip_pieces(pcm: np.ndarray, offset: float, settings: IngestSettings,
-                page_at: Any = None) -> Iterator[Piece]:
+                page_at: Callable[[float], int] = _first_page) -> Iterator[Piece]:
     """``audio`` pieces of ``audio_clip_s`` seconds from one decoded window, skipping
     clips quieter than ``audio_silence_db``: silence must not become searchable noise.
     A clip's text is empty; it is found through its vector in the audio–text space."""
@@ -195,7 +191,7 @@ def clip_pieces(pcm: np.ndarray, offset: float, settings: IngestSettings,
         clip = np.ascontiguousarray(clip, dtype=np.float32)
         with stage("clip"):
             media = encode_clip(clip)
-        yield Piece(modality="audio", page=page_at(start) if page_at is not None else 1,
+        yield Piece(modality="audio", page=page_at(start),
                     audio=clip, media=media, media_ext=CLIP_EXT,
                     metadata={"start": round(start, 2), "end": round(end, 2),
                               "timestamp": clock(start), "origin": "audio"})

@@ -147,7 +147,10 @@ def size_limit(mime: str, settings: IngestSettings) -> tuple[int, str]:
 
 
 def _too_large(size: int, mime: str, settings: IngestSettings) -> str:
-    limit, key = size_limit(mime, settings)
+    return _exceeds(size, *size_limit(mime, settings))
+
+
+def _exceeds(size: int, limit: int, key: str) -> str:
     return f"too large: {size} bytes exceeds {key} ({limit})"
 
 
@@ -420,7 +423,7 @@ def read_stream(chunks: Iterable[bytes], uri: str, name: str, settings: IngestSe
     limit, key = size_limit(mime, settings) if spool else (settings.max_bytes,
                                                            "ingest.max_bytes")
     if declared is not None and declared > limit:
-        raise IngestError(uri, f"too large: {declared} bytes exceeds {key} ({limit})")
+        raise IngestError(uri, _exceeds(declared, limit, key))
     too_large = IngestError(uri, f"too large: more than {key} ({limit}) bytes")
     body = _drain(itertools.chain(lead, it), limit, too_large, spool)
     if isinstance(body, bytes):

@@ -38,7 +38,7 @@ def protect(piece: Piece, settings: PrivacySettings,
     """
     if settings.mask_pii:
         _mask_text(piece, settings.pii_types, counts)
-    if settings.strip_exif and piece.media is not None and piece.media_ext != "ogg":
+    if settings.strip_exif and piece.media is not None and piece.media_ext not in AUDIO_EXTS:
         _strip_exif(piece, counts)
     if not settings.blur_faces or piece.image is None:
         return piece.image
