@@ -79,4 +79,24 @@ def test_lance_builds_no_ann_index_below_threshold(open_store, data):
     store.add(data.items, data.vectors)
     store.optimize()
     indexed = {c for idx in store._table.list_indices() for c in idx.columns}
-    assert "text" in indexed and not {"vec_text", "vec_image"} & indexed
+    assert "terms" in indexed and not {"vec_text", "vec_image"} & indexed
+
+
+def test_lance_table_without_terms_column_keeps_bm25_over_text(tmp_path, data):
+    """An index written before the terms column still adds and searches (no CJK bigrams)."""
+    import lancedb
+    from lancedb.index import FTS
+
+    from mmrag.store.lance import _arrow_schema
+
+    schema = _arrow_schema({"text": SPACES["text"]})
+    schema = schema.remove(schema.get_field_index("terms"))
+    table = lancedb.connect(str(tmp_path / "old")).create_table("items", schema=schema)
+    table.create_index("text", config=FTS())
+    store = LanceStore(str(tmp_path / "old"), spaces={"text": SPACES["text"]})
+    store.add(data.items[:20], {"text": data.vectors["text"][:20]})
+    target = data.items[5]
+    word = target.text.split()[0]
+    assert target.id in [it.id for it, _ in store.bm25(word, 20)]
+    store.optimize()
+    assert "terms" not in store._table.schema.names

@@ -125,6 +125,23 @@ def test_bm25_tolerates_query_syntax(filled):
         assert all(isinstance(item, Item) for item, _ in hits)
 
 
+@pytest.mark.parametrize("text, query", [
+    ("ICT 기술변화에 따른 미래 보안기술은 중요하다", "보안기술"),    # Korean, particle attached
+    ("本产品适用于所有肤质，温和不刺激", "肤质"),                   # Chinese, no spaces
+    ("ＡＢＣ株式会社の決算報告書", "決算 abc"),                      # kana/kanji, full-width Latin
+])
+def test_bm25_finds_words_inside_cjk_runs(open_store, backend, data, text, query):
+    store = open_store(backend)
+    store.add(data.items, data.vectors)
+    target = dataclasses.replace(data.items[0], id="cjk", text=text)
+    vec = {s: v[:1] for s, v in data.vectors.items()}
+    store.add([target], vec)
+    hits = store.bm25(query, 3)
+    assert ids(hits)[:1] == ["cjk"]
+    [got] = store.get(["cjk"])
+    assert got.text == text  # the bigrams live in the terms column, not the shown text
+
+
 def test_hybrid_rrf_prefers_item_strong_in_both(open_store, backend, data):
     store = open_store(backend)
     store.add(data.items, data.vectors)
@@ -236,7 +253,7 @@ def test_new_rows_after_optimize_are_searchable(open_store, backend, data):
     store.optimize()
     if backend == "lancedb":
         indexed = {c for idx in store._table.list_indices() for c in idx.columns}
-        assert {"vec_text", "vec_image", "text", "id"} <= indexed
+        assert {"vec_text", "vec_image", "terms", "id"} <= indexed
     rng = np.random.default_rng(11)
     fresh = Item(id="fresh", doc_id="fresh-doc", source="/new.txt", modality="page",
                  text="alpha brandnewword")

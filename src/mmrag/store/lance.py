@@ -43,6 +43,7 @@ from ._common import (
     vec_col,
 )
 from .base import ScoredItems, stores
+from .terms import TERMS_COLUMN, lexical_text
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def _arrow_schema(spaces: Mapping[str, int]) -> pa.Schema:
         else:
             typ = pa.string()
         fields.append(pa.field(name, typ))
+    fields.append(pa.field(TERMS_COLUMN, pa.string()))
     for space, dim in spaces.items():
         fields.append(pa.field(vec_col(space), pa.list_(pa.float32(), dim)))
         fields.append(pa.field(has_col(space), pa.bool_()))
@@ -127,6 +129,12 @@ class LanceStore:
         except Exception as exc:  # pragma: no cover - depends on the uri scheme
             raise StoreError(f"cannot open LanceDB at {self.uri!r}: {exc}") from exc
         self._table = self._open_or_create(wanted)
+        # Tables made before the terms column keep BM25 over raw text (no CJK bigrams)
+        # until they are re-indexed; new writes to them cannot add a column mid-way.
+        self._fts = TERMS_COLUMN if TERMS_COLUMN in self._table.schema.names else "text"
+        if self._fts == "text":
+            logger.warning("%s at %s predates CJK-aware full-text search; re-index to "
+                           "enable it", self.collection, self.uri)
         self._absent_cache: dict[str, tuple[int, int]] = {}
         self.spaces = _spaces_of(self._table.schema)
 
@@ -150,8 +158,8 @@ class LanceStore:
                 storage_options={"new_table_data_storage_version": version})
             # Creating the FTS index on the empty table means BM25 never needs a
             # rebuild: later rows are scanned until optimize() merges them in.
-            if not self._has_index(table, "text"):
-                table.create_index("text", config=FTS())
+            if not self._has_index(table, TERMS_COLUMN):
+                table.create_index(TERMS_COLUMN, config=FTS())
             return table
         have = _spaces_of(table.schema)
         missing_cols = [c for c in SCALAR_COLUMNS if c not in table.schema.names]
@@ -186,12 +194,17 @@ class LanceStore:
             vectors = {s: np.asarray(v)[keep] for s, v in vectors.items() if v is not None}
         rows = [item.to_row() for item in items]
         cols: dict[str, Any] = {name: [r[name] for r in rows] for name in SCALAR_COLUMNS}
+        schema = _arrow_schema(self.spaces)
+        if self._fts == TERMS_COLUMN:
+            cols[TERMS_COLUMN] = [lexical_text(r["text"]) for r in rows]
+        else:
+            schema = schema.remove(schema.get_field_index(TERMS_COLUMN))
         for space, (mat, present) in prepare_vectors(items, vectors, self.spaces).items():
             dim = mat.shape[1]
             cols[vec_col(space)] = pa.FixedSizeListArray.from_arrays(
                 pa.array(mat.reshape(-1), pa.float32()), dim)
             cols[has_col(space)] = pa.array(present, pa.bool_())
-        return pa.table(cols, schema=_arrow_schema(self.spaces))
+        return pa.table(cols, schema=schema)
 
     def add(self, items: Sequence[Item], vectors: Mapping[str, np.ndarray]) -> None:
         if not items:
@@ -306,7 +319,9 @@ class LanceStore:
         if k <= 0 or not query or not query.strip():
             return []
         filters = Filters.build(filters)
-        q = self._table.search(query, query_type="fts", fts_columns="text")
+        if self._fts == TERMS_COLUMN:
+            query = lexical_text(query)
+        q = self._table.search(query, query_type="fts", fts_columns=self._fts)
         where = self._where(filters)
         if where:
             q = q.where(where, prefilter=True)
@@ -364,8 +379,8 @@ class LanceStore:
         from lancedb.index import FTS, Bitmap, BTree
 
         n = self.count()
-        if not self._has_index(self._table, "text"):
-            self._table.create_index("text", config=FTS())
+        if not self._has_index(self._table, self._fts):
+            self._table.create_index(self._fts, config=FTS())
         if n >= int(self.options["index_ids_min_rows"]):
             for column in ("id", "doc_id"):
                 if not self._has_index(self._table, column):

@@ -32,6 +32,7 @@ from ._common import (
     vec_col,
 )
 from .base import ScoredItems, stores
+from .terms import TERMS_COLUMN, lexical_text
 
 try:  # optional extra: mmrag[milvus]
     import pymilvus
@@ -109,6 +110,7 @@ class MilvusStore:
         self.options = options
         self._timeout = options.get("timeout")
         self._lite_path: str | None = None
+        self._fts = TERMS_COLUMN
         wanted = check_spaces(DEFAULT_SPACES if spaces is None else spaces)
         self._client = self._connect()
         try:
@@ -147,8 +149,7 @@ class MilvusStore:
                 schema.add_field(name, DataType.VARCHAR, is_primary=True,
                                  max_length=VARCHAR_MAX[name])
             elif name == "text":
-                schema.add_field(name, DataType.VARCHAR, max_length=VARCHAR_MAX[name],
-                                 enable_analyzer=True)
+                schema.add_field(name, DataType.VARCHAR, max_length=VARCHAR_MAX[name])
             elif name in INT_COLUMNS:
                 schema.add_field(name, DataType.INT64)
             elif name in FLOAT_COLUMNS:
@@ -158,9 +159,11 @@ class MilvusStore:
         for space, dim in spaces.items():
             schema.add_field(vec_col(space), DataType.FLOAT_VECTOR, dim=dim)
             schema.add_field(has_col(space), DataType.BOOL)
+        schema.add_field(TERMS_COLUMN, DataType.VARCHAR, max_length=VARCHAR_MAX["text"],
+                         enable_analyzer=True)
         schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
         schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25,
-                                     input_field_names=["text"],
+                                     input_field_names=[TERMS_COLUMN],
                                      output_field_names=[SPARSE_FIELD]))
         return schema
 
@@ -182,6 +185,9 @@ class MilvusStore:
             c.load_collection(self.collection)
             return dict(wanted)
         desc = c.describe_collection(self.collection)
+        # collections made before the terms field run BM25 over raw text (no CJK bigrams)
+        self._fts = TERMS_COLUMN if any(f["name"] == TERMS_COLUMN
+                                        for f in desc["fields"]) else "text"
         have: dict[str, int] = {}
         for field in desc["fields"]:
             if field["name"].startswith("vec_") and field["type"] == DataType.FLOAT_VECTOR:
@@ -217,6 +223,8 @@ class MilvusStore:
                         logger.warning("%s of %r cut to %d bytes for Milvus", key, item.id,
                                        limit)
                     row[key] = cut
+            if self._fts == TERMS_COLUMN:
+                row[TERMS_COLUMN] = _cut(lexical_text(row["text"]), VARCHAR_MAX["text"])
             for space, (mat, present) in prepared.items():
                 row[vec_col(space)] = mat[i].tolist()
                 row[has_col(space)] = bool(present[i])
@@ -312,6 +320,8 @@ class MilvusStore:
         if k <= 0 or not query or not query.strip():
             return []
         filters = Filters.build(filters)
+        if self._fts == TERMS_COLUMN:
+            query = lexical_text(query)
         return self._search([query], SPARSE_FIELD, "BM25", k, self._where(filters), filters)
 
     def doc_ids(self) -> set[str]:
