@@ -113,9 +113,18 @@ class StoreSettings(BaseModel):
 
 
 class SearchSettings(BaseModel):
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    fusion: Literal["weighted", "rrf"] = Field(
+        "weighted", description="how retrievers combine, per page (or group_by) after each "
+        "list is collapsed to it: 'weighted' = convex combination of normalised scores "
+        "(cosine min-max, BM25 by its best), 'rrf' = reciprocal rank fusion")
     rrf_k: int = 60
-    alpha: float = Field(0.5, ge=0.0, le=1.0, description="dense weight in weighted fusion")
+    alpha: float = Field(0.4, ge=0.0, le=1.0, description="dense share in weighted fusion "
+                         "(chosen by cross-validation over both shared eval sets, see "
+                         "benchmarks/RESULTS.md)")
+    lexical_levels: Literal["mean", "max"] = Field(
+        "mean", description="a page's BM25 evidence: the mean of its page-level (whole page "
+        "text) and chunk-level (best chunk) normalised scores where it has both, or the max "
+        "over its items")
     query_fusion: Literal["early", "late"] = "late"
     image_weight: float = Field(0.5, ge=0.0, le=1.0, description="image share in early fusion")
     group_by: Literal["item", "page", "doc"] = "page"

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from mmrag import Index
-from mmrag.config import SearchSettings
-from mmrag.search.searcher import Searcher
+from mmrag.search.fusion import collapse
 
-# members of each group, best first, as the fused ranking hands them over
-ONE_LUCKY_FRAME = [("b:1", 0.9), ("b:2", 0.1), ("b:3", 0.1)]
-MATCHES_THROUGHOUT = [("a:1", 0.7), ("a:2", 0.65), ("a:3", 0.6)]
+# one retriever's list: a video whose one frame matches well, one whose frames all match
+RANKED = [("b:1", 0.9), ("a:1", 0.7), ("a:2", 0.65), ("a:3", 0.6), ("b:2", 0.1), ("b:3", 0.1)]
 
 
-def _rank(mode: str) -> list[tuple[str, float]]:
-    fake = SimpleNamespace(settings=SearchSettings(group_score=mode))
-    ranked = Searcher._rank_groups(fake, [ONE_LUCKY_FRAME, MATCHES_THROUGHOUT])  # type: ignore[arg-type]
-    return [(members[0][0], round(score, 4)) for members, score in ranked]
+def _rank(how: str) -> list[tuple[str, float]]:
+    groups = collapse(RANKED, lambda item_id: item_id.split(":")[0], how)  # type: ignore
+    return [(g, round(score, 4)) for g, score in groups]
 
 
 def test_max_keeps_the_single_best_frame_first() -> None:
-    assert _rank("max") == [("b:1", 0.9), ("a:1", 0.7)]
+    assert _rank("max") == [("b", 0.9), ("a", 0.7)]
 
 
 def test_mean_prefers_the_video_that_matches_throughout() -> None:
-    assert _rank("mean") == [("a:1", 0.65), ("b:1", round(1.1 / 3, 4))]
+    assert _rank("mean") == [("a", 0.65), ("b", round(1.1 / 3, 4))]
 
 
 def test_index_search_with_mean_returns_groups_best_first(tmp_path) -> None:

@@ -1,48 +1,93 @@
 """Combining ranked lists from several retrievers (dense spaces, BM25, query parts).
 
-Fusion works on item ids so it is store-agnostic; the caller keeps the Item objects.
+Fusion works on keys (item ids, or page/document keys once lists are collapsed) so it is
+store-agnostic; the caller keeps the Item objects.
+
+Why lists are collapsed to pages *before* fusing: BM25 often finds a page through one of
+its text chunks while the dense list finds it through another chunk or its page render.
+Fused item by item, neither match adds to the other and the page scores like its single
+best item, so a hybrid could rank below both of its components. Collapsed first, a page
+strong in both lists gets both contributions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Literal
 
 Ranked = Sequence[tuple[str, float]]  # (item id, score), best first
+Norm = Literal["max", "minmax"]
 
 
-def rrf(lists: Mapping[str, Ranked], k: int = 60,
-        weights: Mapping[str, float] | None = None) -> dict[str, float]:
+def rrf(lists: Mapping[str, Sequence[tuple[Hashable, float]]], k: int = 60,
+        weights: Mapping[str, float] | None = None) -> dict[Hashable, float]:
     """Reciprocal rank fusion: only ranks matter, so scores of different scales mix safely.
 
-    Returns id → fused score (not sorted). ``weights`` scales a list's contribution.
+    Returns key → fused score (not sorted). ``weights`` scales a list's contribution.
     """
-    fused: dict[str, float] = {}
+    fused: dict[Hashable, float] = {}
     for name, ranked in lists.items():
         w = 1.0 if weights is None else weights.get(name, 1.0)
-        for rank, (item_id, _) in enumerate(ranked):
-            fused[item_id] = fused.get(item_id, 0.0) + w / (k + rank + 1)
+        for rank, (key, _) in enumerate(ranked):
+            fused[key] = fused.get(key, 0.0) + w / (k + rank + 1)
     return fused
 
 
-def weighted(lists: Mapping[str, Ranked], weights: Mapping[str, float]) -> dict[str, float]:
-    """Convex combination of min-max normalised scores.
+def normalise(ranked: Sequence[tuple[Hashable, float]], how: Norm) -> dict[Hashable, float]:
+    """Scores of one list on a 0..1 scale.
 
-    Min-max per list puts BM25 (unbounded) and cosine (-1..1) on one 0..1 scale; an item
-    missing from a list gets 0 there, which is what "not retrieved" should cost.
+    ``max`` divides by the best score: right for BM25, whose floor is 0, so a list whose
+    best match is weak keeps its other matches close to it rather than spreading them to
+    0..1. ``minmax`` maps the list's own range to 0..1: right for cosine similarities,
+    whose floor over a candidate list is far above 0.
     """
+    if not ranked:
+        return {}
+    scores = [s for _, s in ranked]
+    hi, lo = max(scores), min(scores)
+    if how == "max":
+        return {key: (s / hi if hi > 0 else 0.0) for key, s in ranked}
+    span = hi - lo
+    return {key: ((s - lo) / span if span > 0 else 1.0) for key, s in ranked}
+
+
+def weighted(lists: Mapping[str, Ranked], weights: Mapping[str, float],
+             norms: Mapping[str, Norm] | None = None) -> dict[str, float]:
+    """Convex combination of normalised scores (min-max unless ``norms`` says otherwise);
+    an item missing from a list gets 0 there, which is what "not retrieved" should cost."""
     fused: dict[str, float] = {}
     for name, ranked in lists.items():
-        if not ranked:
-            continue
-        scores = [s for _, s in ranked]
-        lo, hi = min(scores), max(scores)
-        span = hi - lo
         w = weights.get(name, 0.0)
-        for item_id, s in ranked:
-            norm = (s - lo) / span if span > 0 else 1.0
-            fused[item_id] = fused.get(item_id, 0.0) + w * norm
+        how = (norms or {}).get(name, "minmax")
+        for key, norm in normalise(ranked, how).items():
+            fused[key] = fused.get(key, 0.0) + w * norm
     return fused
 
 
-def top(fused: Mapping[str, float], n: int) -> list[tuple[str, float]]:
-    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+def collapse(ranked: Sequence[tuple[Hashable, float]], key: Callable[[Hashable], Hashable],
+             how: Literal["max", "mean"] = "max") -> list[tuple[Hashable, float]]:
+    """One entry per group (page, document), best first: its best member's score, or the
+    mean of its members in this list."""
+    members: dict[Hashable, list[float]] = {}
+    for item_key, score in ranked:
+        members.setdefault(key(item_key), []).append(score)
+    if how == "mean":
+        scored = [(g, sum(s) / len(s)) for g, s in members.items()]
+    else:
+        scored = [(g, max(s)) for g, s in members.items()]
+    return sorted(scored, key=lambda gs: -gs[1])
+
+
+def mean_of_present(parts: Sequence[Mapping[Hashable, float]]) -> dict[Hashable, float]:
+    """Per key, the mean of the maps it appears in (absent maps do not pull it down)."""
+    total: dict[Hashable, float] = {}
+    count: dict[Hashable, int] = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0.0) + value
+            count[key] = count.get(key, 0) + 1
+    return {key: total[key] / count[key] for key in total}
+
+
+def top(fused: Mapping[Hashable, float], n: int) -> list[tuple[Hashable, float]]:
+    return sorted(fused.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]

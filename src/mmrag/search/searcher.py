@@ -8,7 +8,7 @@ lists combine, so the LanceDB and Milvus backends rank identically.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from ..encode.base import Encoder, l2_normalize
 from ..errors import QueryError
 from ..store.base import ScoredItems, Store
 from ..types import Filters, Hit, Item
-from .fusion import rrf, top, weighted
+from .fusion import collapse, mean_of_present, normalise, rrf, top
 from .late import mean_vector, rerank
 from .query import Query
 from .rerank import Reranker
@@ -127,44 +127,68 @@ class Searcher:
         return f"no retriever can answer a {query.kind} query in mode {mode!r}"
 
     # -- fusion ----------------------------------------------------------------------
-    def fuse(self, lists: Mapping[str, Retrieval]) -> tuple[dict[str, float], dict[str, Item],
-                                                            dict[str, dict[str, float]]]:
-        ranked = {name: [(it.id, s) for it, s in r.items] for name, r in lists.items()}
-        if self.settings.fusion == "weighted":
-            n_dense = sum(r.dense for r in lists.values()) or 1
-            n_lex = sum(not r.dense for r in lists.values()) or 1
-            a = self.settings.alpha
-            weights = {name: (a / n_dense if r.dense else (1 - a) / n_lex)
-                       for name, r in lists.items()}
-            fused = weighted(ranked, weights)
-        else:
-            fused = rrf(ranked, k=self.settings.rrf_k)
-        items: dict[str, Item] = {}
-        parts: dict[str, dict[str, float]] = {}
-        for name, r in lists.items():
-            for it, s in r.items:
-                items.setdefault(it.id, it)
-                parts.setdefault(it.id, {})[name] = float(s)
-        return fused, items, parts
+    def fuse(self, lists: Mapping[str, Retrieval], key: Callable[[Item], Hashable],
+             how: str = "max") -> dict[Hashable, float]:
+        """Fused score per ``key`` (an item, page or document), lists collapsed to keys
+        first (see fusion.py for why).
 
-    def _rerank(self, text: str, fused: dict[str, float], items: Mapping[str, Item],
-                parts: dict[str, dict[str, float]]) -> dict[str, float]:
-        """Re-score the best ``rerank_candidates`` that have text; the reranker's score is
-        kept in ``Hit.scores['rerank']``. Returns the new fused scores (RRF scale)."""
+        ``weighted`` (default): dense lists share ``alpha`` and lexical lists ``1 - alpha``,
+        each list's scores normalised (cosine min-max, BM25 by its best score). A page's
+        BM25 evidence is the mean of its page-level score (the page item, all its text) and
+        its chunk-level score (best chunk), where it has both: a page whose query words
+        are spread over several chunks keeps the credit its whole text earns, and a page
+        with one lucky chunk does not win on that chunk alone. ``rrf``: reciprocal ranks.
+        """
+        s = self.settings
+        if s.fusion == "rrf":
+            return rrf({name: collapse([(it, sc) for it, sc in r.items], key, how)
+                        for name, r in lists.items()}, k=s.rrf_k)
+        n_dense = sum(r.dense for r in lists.values()) or 1
+        n_lex = sum(not r.dense for r in lists.values()) or 1
+        fused: dict[Hashable, float] = {}
+        for r in lists.values():
+            if r.dense:
+                w = s.alpha / n_dense
+                part = normalise(collapse([(it, sc) for it, sc in r.items], key, how),
+                                 "minmax")
+            else:
+                w = (1 - s.alpha) / n_lex
+                part = self._lexical(r.items, key, how)
+            for k, v in part.items():
+                fused[k] = fused.get(k, 0.0) + w * v
+        return fused
+
+    def _lexical(self, scored: ScoredItems, key: Callable[[Item], Hashable],
+                 how: str) -> dict[Hashable, float]:
+        levels: dict[bool, list[tuple[Item, float]]] = {True: [], False: []}
+        for it, sc in scored:
+            levels[it.modality == "page"].append((it, sc))
+        parts = [normalise(collapse(level, key, how), "max")
+                 for level in levels.values() if level]
+        if self.settings.lexical_levels == "max" or len(parts) < 2:
+            return normalise(collapse(scored, key, how), "max")
+        return mean_of_present(parts)
+
+    def _rerank(self, text: str, ranked: list[tuple[Hashable, float]],
+                best: Mapping[Hashable, Item], parts: dict[str, dict[str, float]]
+                ) -> list[tuple[Hashable, float]]:
+        """Re-score the best ``rerank_candidates`` groups that have text (by their best
+        text item); the reranker's score is kept in ``Hit.scores['rerank']``. Returns
+        the new order with RRF-scale scores."""
         assert self.reranker is not None
-        ordered = top(fused, len(fused))
-        cands = [i for i, _ in ordered[:self.settings.rerank_candidates]
-                 if items[i].text.strip()]
-        scores = self.reranker.score(text, [items[i].text for i in cands], keys=cands)
+        cands = [g for g, _ in ranked[:self.settings.rerank_candidates]
+                 if best[g].text.strip()]
+        scores = self.reranker.score(text, [best[g].text for g in cands],
+                                     keys=[best[g].id for g in cands])
         reranked = sorted(zip(cands, scores.tolist(), strict=True), key=lambda p: -p[1])
-        for item_id, score in reranked:
-            parts[item_id]["rerank"] = float(score)
+        for g, score in reranked:
+            parts[best[g].id]["rerank"] = float(score)
         k = self.settings.rrf_k
         if self.settings.rerank_fusion == "replace":
-            head = {i for i, _ in reranked}
-            order = [i for i, _ in reranked] + [i for i, _ in ordered if i not in head]
-            return {item_id: 1.0 / (k + rank + 1) for rank, item_id in enumerate(order)}
-        return rrf({"first": ordered, "rerank": reranked}, k=k)
+            head = {g for g, _ in reranked}
+            order = [g for g, _ in reranked] + [g for g, _ in ranked if g not in head]
+            return [(g, 1.0 / (k + rank + 1)) for rank, g in enumerate(order)]
+        return top(rrf({"first": ranked, "rerank": reranked}, k=k), len(ranked))
 
     # -- public ----------------------------------------------------------------------
     def search(self, query: Query, k: int = 10, filters: Filters | None = None,
@@ -173,37 +197,36 @@ class Searcher:
         # Grouping collapses several items into one hit, so fetch more than k candidates.
         n = max(self.settings.candidates, k * (4 if group_by != "item" else 1))
         lists = self.retrieve(query, n, filters, mode)
-        fused, items, parts = self.fuse(lists)
+        items: dict[str, Item] = {}
+        parts: dict[str, dict[str, float]] = {}
+        for name, r in lists.items():
+            for it, sc in r.items:
+                items.setdefault(it.id, it)
+                parts.setdefault(it.id, {})[name] = float(sc)
+        # members of a group in order of their own fused score; the group's own score
+        # comes from fusing the collapsed lists
+        item_score = self.fuse(lists, lambda it: it.id)
+        how = "mean" if self.settings.group_score == "mean" else "max"
+        group_score = self.fuse(lists, lambda it: _group_key(it, group_by), how)
+        members: dict[Hashable, list[str]] = {}
+        for item_id, _ in top(item_score, len(item_score)):
+            members.setdefault(_group_key(items[item_id], group_by), []).append(item_id)
+        ranked = top(group_score, len(group_score))
         if self.reranker is not None and query.text:
-            fused = self._rerank(query.text, fused, items, parts)
-        groups: dict[tuple, list[tuple[str, float]]] = {}
-        for item_id, score in top(fused, len(fused)):
-            it = items[item_id]
-            key = _group_key(it, group_by)
-            groups.setdefault(key, []).append((item_id, score))
-        ranked_groups = self._rank_groups(list(groups.values()))[:k]
-        chosen = [[items[i] for i, _ in members] for members, _ in ranked_groups]
+            best = {g: _best_text(items, members[g]) for g, _ in ranked}
+            ranked = self._rerank(query.text, ranked, best, parts)
+        chosen = [[items[i] for i in members[g]] for g, _ in ranked[:k]]
         pages = self._page_media(chosen)
         hits: list[Hit] = []
-        for (members, group_score), group in zip(ranked_groups, chosen, strict=True):
-            best_id, _ = members[0]
+        for (g, score), group in zip(ranked[:k], chosen, strict=True):
+            best_item = group[0]
             media = next((m.media for m in group if m.media), "") or pages.get(
                 page_item_id(group[0].doc_id, group[0].page), "")
-            hits.append(Hit(item=items[best_id], score=group_score,
+            hits.append(Hit(item=best_item, score=score,
                             snippet=self._snippet(group, query.text),
                             media_path=self.media_path(media) if media else None,
-                            scores=parts[best_id], matches=len(members)))
+                            scores=parts[best_item.id], matches=len(group)))
         return hits
-
-    def _rank_groups(self, groups: list[list[tuple[str, float]]]
-                     ) -> list[tuple[list[tuple[str, float]], float]]:
-        """Groups with their score, best first. ``max`` (default) scores a page or a
-        document by its best item; ``mean`` by the mean of its items among the candidates,
-        so a video whose frames match throughout beats one with a single lucky frame."""
-        if self.settings.group_score == "mean":
-            scored = [(m, sum(s for _, s in m) / len(m)) for m in groups]
-            return sorted(scored, key=lambda g: -g[1])
-        return [(m, m[0][1]) for m in groups]  # already in order of their best member
 
     def _page_media(self, groups: list[list[Item]]) -> dict[str, str]:
         """Media keys of the page items behind text-only groups, in one store lookup."""
@@ -222,6 +245,11 @@ class Searcher:
 
 def page_item_id(doc_id: str, page: int) -> str:
     return f"{doc_id}:p{page}"
+
+
+def _best_text(items: Mapping[str, Item], member_ids: list[str]) -> Item:
+    """The group's best member that has text (what a reranker can read), else its best."""
+    return next((items[i] for i in member_ids if items[i].text.strip()), items[member_ids[0]])
 
 
 def _group_key(item: Item, group_by: str) -> tuple:
