@@ -244,40 +244,69 @@ def info(index: IndexOpt = DEFAULT_INDEX, as_json: JsonOpt = False,
 
 
 @app.command(name="eval")
-def eval_(queries: Annotated[Path, typer.Argument(help="queries.jsonl")],
+def eval_(queries: Annotated[Path | None, typer.Argument(
+              help="queries.jsonl (not with --compare)")] = None,
           docs: Annotated[Path | None, typer.Option(help="folder with the documents")] = None,
           index: Annotated[Path | None, typer.Option("--index", "-i",
                                                      help="index folder (default: temp)")] = None,
           profile: ProfileOpt = None, config: ConfigOpt = None,
           k: Annotated[int, typer.Option("-k", help="results per query")] = 10,
           mode: Annotated[str, typer.Option(help="hybrid | dense | bm25")] = "hybrid",
+          per_query: Annotated[bool, typer.Option(
+              "--per-query", help="also print each query's nDCG@5 and top pages")] = False,
+          compare: Annotated[tuple[Path, Path] | None, typer.Option(
+              "--compare", metavar="A.json B.json",
+              help="compare two `mmrag eval --json` reports instead of running")] = None,
           as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
-    """Score retrieval (recall@k, MRR, nDCG) on a queries.jsonl at page granularity."""
+    """Score retrieval (recall@k, MRR, nDCG) on a queries.jsonl at page granularity.
+
+    A line's "image" (a path relative to --docs) searches by that image, with or without text.
+    """
     _setup(debug)
-    import time
-
     from .errors import ConfigError
-    from .eval import evaluate, read_queries
 
-    qs = read_queries(queries)
+    if compare is not None:
+        if queries is not None:
+            raise ConfigError("give either a queries.jsonl or --compare A.json B.json, not both")
+        _eval_compare(*compare, as_json=as_json)
+        return
+    if queries is None:
+        raise ConfigError("give a queries.jsonl to run, or --compare A.json B.json")
     if index is None and docs is None:
         raise ConfigError("give --docs DIR (indexed into a temporary index) or --index DIR")
-    with _index_dir(index) as where, _open(where, profile, config) as idx:
-        t0 = time.perf_counter()
-        if docs is not None:
-            report = idx.add(str(docs), show_progress=None if not as_json else False)
-            for f in report.failed:
-                err.print(f"[red]failed[/] {f.source}: {f.reason}", highlight=False)
-        index_seconds = time.perf_counter() - t0
-        result = evaluate(qs, lambda q: idx.search(q, k=k, group_by="page", mode=mode),
-                          idx.profile)
-    result["index_seconds"] = round(index_seconds, 3)
-    result["seconds"] = round(result["seconds"] + index_seconds, 3)
+    result = _run_eval(queries, docs, index, profile, config, k, mode, quiet=as_json)
     if as_json:
-        result.pop("queries")
         out.print_json(json.dumps(result))
         return
     _print_eval(result)
+    if per_query:
+        _print_per_query(result)
+
+
+def _run_eval(queries: Path, docs: Path | None, index: Path | None, profile: str | None,
+              config: Path | None, k: int, mode: str, quiet: bool) -> dict[str, Any]:
+    """Index ``docs`` (if given), run the queries and return the report; documents that
+    fail to add are printed and listed, and the run goes on without them."""
+    import time
+
+    from .eval import evaluate, read_queries
+
+    qs = read_queries(queries, image_root=docs if docs is not None else queries.parent)
+    failed: list[dict[str, str]] = []
+    with _index_dir(index) as where, _open(where, profile, config) as idx:
+        t0 = time.perf_counter()
+        if docs is not None:
+            report = idx.add(str(docs), show_progress=None if not quiet else False)
+            for f in report.failed:
+                err.print(f"[red]failed[/] {f.source}: {f.reason}", highlight=False)
+                failed.append({"source": f.source, "reason": f.reason})
+        index_seconds = time.perf_counter() - t0
+        result = evaluate(qs, lambda q: idx.search(q.request(), k=k, group_by="page",
+                                                   mode=mode), idx.profile)
+    result["index_seconds"] = round(index_seconds, 3)
+    result["seconds"] = round(result["seconds"] + index_seconds, 3)
+    result["failed_to_add"] = failed
+    return result
 
 
 @contextmanager
@@ -301,6 +330,77 @@ def _print_eval(result: dict[str, Any]) -> None:
                       *result["by_kind"].items()]:
         table.add_row(kind, str(row["n"]), *(f"{row[m]:.3f}" for m in names))
     out.print(table)
+
+
+PER_QUERY_TOP = 5  # pages per query in the printed table; the JSON keeps ten
+
+
+def _print_per_query(result: dict[str, Any]) -> None:
+    """One row per query: its nDCG@5 and top pages, relevant ones marked ✓, so a reader
+    sees which queries fail and what came up instead."""
+    from rich.markup import escape
+
+    table = Table(title="per query (✓ relevant)", header_style="bold", show_lines=True)
+    for col in ("id", "kind", "ndcg@5", "top pages"):
+        table.add_column(col, justify="right" if col == "ndcg@5" else "left")
+    for q in result["queries"]:
+        lines = [f"{'[green]✓[/]' if t['relevant'] else ' '} {escape(t['page'])} "
+                 f"{t['score']:.4f}" for t in q["top"][:PER_QUERY_TOP]]
+        if q.get("error"):
+            lines.append(f"[red]error:[/] {escape(q['error'])}")
+        table.add_row(escape(str(q["id"])), escape(q["kind"]), f"{q['ndcg@5']:.3f}",
+                      "\n".join(lines) or "-")
+    out.print(table)
+
+
+def _eval_compare(a: Path, b: Path, as_json: bool) -> None:
+    from .eval.compare import compare_reports, load_report
+
+    diff = compare_reports(load_report(a), load_report(b))
+    diff["files"] = {"a": str(a), "b": str(b)}
+    if as_json:
+        out.print_json(json.dumps(diff))
+        return
+    _print_compare(diff)
+
+
+def _print_compare(diff: dict[str, Any]) -> None:
+    """A table per kind of A, B and B−A for each metric, then the queries that moved."""
+    from rich.markup import escape
+
+    files = diff["files"]
+    out.print(f"[bold]A[/] {escape(files['a'])}  [bold]B[/] {escape(files['b'])}")
+    for kind, metrics in diff["kinds"].items():
+        table = Table(title=escape(kind), header_style="bold", title_justify="left")
+        for col in ("metric", "A", "B", "B−A"):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for name, v in metrics.items():
+            table.add_row(name, _fmt(v["a"], name), _fmt(v["b"], name),
+                          _fmt_diff(v["diff"], name))
+        out.print(table)
+    table = Table(title=f"queries whose ndcg@5 changed ({len(diff['changed'])})",
+                  header_style="bold", title_justify="left")
+    for col in ("id", "kind", "A", "B", "B−A"):
+        table.add_column(col, justify="left" if col in ("id", "kind") else "right")
+    for q in diff["changed"]:
+        table.add_row(escape(q["id"]), escape(str(q["kind"] or "-")), _fmt(q["a"], ""),
+                      _fmt(q["b"], ""), _fmt_diff(q["diff"], ""))
+    out.print(table)
+
+
+def _fmt(value: float | None, name: str) -> str:
+    if value is None:
+        return "-"
+    return str(int(value)) if name == "n" else f"{value:.3f}"
+
+
+def _fmt_diff(value: float | None, name: str) -> str:
+    """Signed, green when B is higher: every metric here is better when larger."""
+    if value is None:
+        return "-"
+    colour = "green" if value > 0 else "red" if value < 0 else "dim"
+    text = f"{int(value):+d}" if name == "n" else f"{value:+.3f}"
+    return f"[{colour}]{text}[/]"
 
 
 @app.command(name="eval-answers")

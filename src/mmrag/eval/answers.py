@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..types import Answer, Citation
-from .runner import EvalQuery, PageKey, read_queries
+from .runner import EvalQuery, PageKey, is_relevant, read_queries
 
 __all__ = ["citation_precision", "evaluate_answers", "lcs_length", "normalize_tokens",
            "read_answer_queries", "rouge_l", "token_f1"]
@@ -72,10 +72,11 @@ def citation_key(c: Citation) -> PageKey:
 
 
 def citation_precision(citations: Sequence[Citation], relevant: set[PageKey]) -> float | None:
-    """Share of citations on a relevant page; None when the answer cites nothing."""
+    """Share of citations on a relevant page (any page of a document-level file); None when
+    the answer cites nothing."""
     if not citations:
         return None
-    return sum(citation_key(c) in relevant for c in citations) / len(citations)
+    return sum(is_relevant(citation_key(c), relevant) for c in citations) / len(citations)
 
 
 def read_answer_queries(path: str | Path) -> list[tuple[EvalQuery, str]]:
