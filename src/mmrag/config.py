@@ -118,7 +118,7 @@ class SearchSettings(BaseModel):
         "list is collapsed to it: 'weighted' = convex combination of normalised scores "
         "(cosine min-max, BM25 by its best), 'rrf' = reciprocal rank fusion")
     rrf_k: int = 60
-    alpha: float = Field(0.4, ge=0.0, le=1.0, description="dense share in weighted fusion "
+    alpha: float = Field(0.3, ge=0.0, le=1.0, description="dense share in weighted fusion "
                          "(chosen by cross-validation over both shared eval sets, see "
                          "benchmarks/RESULTS.md)")
     lexical_levels: Literal["mean", "max"] = Field(
@@ -152,8 +152,10 @@ class SearchSettings(BaseModel):
     rerank_model: str = Field("", description="reranker model id or folder; empty = the "
                               "bi-encoder's bundled MiniLM")
     rerank_candidates: int = Field(30, ge=1, description="fused candidates re-scored")
-    rerank_fusion: Literal["rrf", "replace"] = Field(
-        "rrf", description="rrf: reciprocal-rank fuse the reranker's order with the first "
+    rerank_fusion: Literal["weighted", "rrf", "replace"] = Field(
+        "weighted", description="weighted: alpha x the reranker's min-max scores + (1 - "
+        "alpha) x the first stage's scores over its best; rrf: reciprocal-rank fuse the "
+        "reranker's order with the first "
         "stage's (robust when candidates include images it cannot read); replace: the "
         "reranker's order alone, then the candidates without text")
 

@@ -112,8 +112,10 @@ def test_replace_puts_the_rerankers_choice_first(tmp_path):
         assert idx.reranker.seen  # it saw candidate text
 
 
-def test_rrf_blends_first_stage_and_reranker(tmp_path):
-    with _index(tmp_path, rerank="tests.search.test_rerank.PreferTax") as idx:
+@pytest.mark.parametrize("fusion", ["rrf", "weighted"])
+def test_fusion_blends_first_stage_and_reranker(tmp_path, fusion):
+    with _index(tmp_path, rerank="tests.search.test_rerank.PreferTax",
+                rerank_fusion=fusion) as idx:
         idx.add(DOCS)
         hits = idx.search("petrels pattering over waves", k=3)
     names = [h.item.name for h in hits]

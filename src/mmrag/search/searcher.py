@@ -184,6 +184,14 @@ class Searcher:
         for g, score in reranked:
             parts[best[g].id]["rerank"] = float(score)
         k = self.settings.rrf_k
+        if self.settings.rerank_fusion == "weighted":
+            # the reranker's scores stand in for dense evidence: the same convex share
+            # (alpha) as first-stage fusion, over the first stage normalised by its best
+            first = normalise(ranked, "max")
+            again = normalise(reranked, "minmax")
+            a = self.settings.alpha
+            return top({g: (1 - a) * v + a * again.get(g, 0.0) for g, v in first.items()},
+                        len(ranked))
         if self.settings.rerank_fusion == "replace":
             head = {g for g, _ in reranked}
             order = [g for g, _ in reranked] + [g for g, _ in ranked if g not in head]
