@@ -1,6 +1,8 @@
-"""Retrieval quality on ../shared/eval-sample, written as markdown for RESULTS.md.
+"""Retrieval quality on ../shared/eval-sample and ../shared/eval-office, written as
+markdown for RESULTS.md (each set reported separately, never pooled).
 
-    python benchmarks/bench_eval.py [--profile offline] [--modes hybrid] [--baseline] [--static]
+    python benchmarks/bench_eval.py [--sets eval-sample eval-office] [--profile offline]
+                                    [--modes hybrid] [--baseline] [--static]
 
 Runs `mmrag eval --json` exactly as a user would and formats its report.
 """
@@ -15,7 +17,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT.parent / "shared" / "eval-sample"
+SHARED = ROOT.parent / "shared"
 
 
 # Fast ingest: static text vectors; search.rerank=auto then reranks with the bundled MiniLM.
@@ -29,9 +31,10 @@ BASELINE_ENV = {"MMRAG_INGEST__OCR": "never", "MMRAG_INGEST__PDF_FIGURES": "fals
                 "MMRAG_ENCODE__IMAGE_DESCRIPTOR": "false"}
 
 
-def run_eval(profile: str, mode: str, extra_env: dict | None = None) -> dict:
+def run_eval(profile: str, mode: str, extra_env: dict | None = None,
+             name: str = "eval-sample") -> dict:
     cmd = [sys.executable, "-c", "from mmrag.cli import main; main()", "eval",
-           str(SAMPLE / "queries.jsonl"), "--docs", str(SAMPLE / "docs"), "--json",
+           str(SHARED / name / "queries.jsonl"), "--docs", str(SHARED / name / "docs"), "--json",
            "--profile", profile, "--mode", mode]
     env = {"LANCE_LOG": "error", **os.environ, **(extra_env or {})}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -55,6 +58,32 @@ def table(report: dict) -> list[str]:
     return out
 
 
+def report_set(args: argparse.Namespace, name: str) -> list[str]:
+    lines = [f"### Retrieval quality on shared/{name} (page level)", ""]
+    cmd = f"mmrag eval ../shared/{name}/queries.jsonl --docs ../shared/{name}/docs"
+    if args.baseline:
+        rep = run_eval(args.profile, "hybrid", BASELINE_ENV, name)
+        env = " ".join(f"{k}={v}" for k, v in BASELINE_ENV.items())
+        lines += [f"Baseline without OCR, figure crops or the image descriptor (the issue #2 "
+                  f"pipeline): `{env} {cmd} --profile {args.profile} --mode hybrid` — "
+                  f"{rep['seconds']:.1f} s including indexing.", "", *table(rep), ""]
+    for mode in args.modes:
+        rep = run_eval(args.profile, mode, None, name)
+        lines += [f"`{cmd} --profile {args.profile} --mode {mode}` — "
+                  f"{rep['n']} queries, {rep['seconds']:.1f} s including indexing "
+                  f"({rep['index_seconds']:.1f} s), {query_ms(rep):.0f} ms per query.", "",
+                  *table(rep), ""]
+    if args.static:
+        for label, env in STATIC_RUNS.items():
+            rep = run_eval(args.profile, "hybrid", env, name)
+            shown = " ".join(f"{k}={v}" for k, v in env.items())
+            lines += [f"{label}: `{shown} {cmd} --profile {args.profile} --mode "
+                      f"hybrid` — {rep['seconds']:.1f} s including indexing "
+                      f"({rep['index_seconds']:.1f} s), {query_ms(rep):.0f} ms per query.",
+                      "", *table(rep), ""]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--profile", default="offline")
@@ -65,29 +94,11 @@ def main() -> None:
                     help="also run hybrid with the model2vec text encoder, without and with "
                          "the reranker (the fast-ingest configuration)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "eval.md")
+    ap.add_argument("--sets", nargs="+", default=["eval-sample", "eval-office"])
     args = ap.parse_args()
-    lines = ["### Retrieval quality on shared/eval-sample (page level)", ""]
-    if args.baseline:
-        rep = run_eval(args.profile, "hybrid", BASELINE_ENV)
-        env = " ".join(f"{k}={v}" for k, v in BASELINE_ENV.items())
-        lines += [f"Baseline without OCR, figure crops or the image descriptor (the issue #2 "
-                  f"pipeline): `{env} mmrag eval ... --profile {args.profile} --mode hybrid` — "
-                  f"{rep['seconds']:.1f} s including indexing.", "", *table(rep), ""]
-    for mode in args.modes:
-        rep = run_eval(args.profile, mode)
-        lines += [f"`mmrag eval ../shared/eval-sample/queries.jsonl --docs "
-                  f"../shared/eval-sample/docs --profile {args.profile} --mode {mode}` — "
-                  f"{rep['n']} queries, {rep['seconds']:.1f} s including indexing "
-                  f"({rep['index_seconds']:.1f} s), {query_ms(rep):.0f} ms per query.", "",
-                  *table(rep), ""]
-    if args.static:
-        for label, env in STATIC_RUNS.items():
-            rep = run_eval(args.profile, "hybrid", env)
-            shown = " ".join(f"{k}={v}" for k, v in env.items())
-            lines += [f"{label}: `{shown} mmrag eval ... --profile {args.profile} --mode "
-                      f"hybrid` — {rep['seconds']:.1f} s including indexing "
-                      f"({rep['index_seconds']:.1f} s), {query_ms(rep):.0f} ms per query.",
-                      "", *table(rep), ""]
+    lines: list[str] = []
+    for name in args.sets:
+        lines += report_set(args, name)
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
