@@ -148,7 +148,9 @@ class SearchSettings(BaseModel):
         "auto", description="second stage over the fused top candidates of text queries: "
         "'none', 'bi-encoder' (a sentence-transformers embedding model, the bundled MiniLM "
         "by default, offline), 'cross-encoder' (a CrossEncoder id/path in rerank_model), or "
-        "'auto' = bi-encoder when the index's text vectors are static (model2vec), else none")
+        "'auto' = what measured best offline: none, also for static (model2vec) vectors, "
+        "where the MiniLM bi-encoder lost to per-page weighted fusion on both shared eval "
+        "sets (benchmarks/RESULTS.md) at 5-8x the query time")
     rerank_model: str = Field("", description="reranker model id or folder; empty = the "
                               "bi-encoder's bundled MiniLM")
     rerank_candidates: int = Field(30, ge=1, description="fused candidates re-scored")

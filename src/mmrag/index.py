@@ -154,9 +154,7 @@ class Index:
         """The second-stage model of ``search.rerank``, loaded on first search."""
         s, enc = self.settings.search, self.settings.encode
         name = s.rerank
-        if name == "auto":  # static text vectors are cheap to make and need a second look
-            name = "bi-encoder" if enc.text_encoder == "model2vec" else "none"
-        if self._reranker is None and name not in ("none", "", "off"):
+        if self._reranker is None and name not in ("auto", "none", "", "off"):
             self._reranker = rerankers.create(
                 name, model=s.rerank_model, device=enc.device, threads=enc.threads,
                 precision=enc.precision, batch_size=enc.batch_size)

@@ -145,11 +145,14 @@ def _png(img) -> bytes:
     return buf.getvalue()
 
 
-def test_auto_reranks_static_indexes_only(tmp_path):
+def test_auto_reranks_nothing_and_bi_encoder_is_opt_in(tmp_path):
     with _index(tmp_path / "a") as plain:
         assert plain.reranker is None
     with Index(tmp_path / "b", profile="offline", show_progress=False,
                encode={"text_encoder": "model2vec", "image_descriptor": False}) as fast:
         assert fast.settings.search.rerank == "auto"
         assert fast.settings.encode.text_encoder == "model2vec"
-        assert isinstance(fast.reranker, BiEncoderReranker)
+        assert fast.reranker is None
+    with Index(tmp_path / "b", profile="offline", show_progress=False,
+               search={"rerank": "bi-encoder"}) as chosen:
+        assert isinstance(chosen.reranker, BiEncoderReranker)
