@@ -116,11 +116,14 @@ class SearchSettings(BaseModel):
     fusion: Literal["weighted", "rrf"] = Field(
         "weighted", description="how retrievers combine, per page (or group_by) after each "
         "list is collapsed to it: 'weighted' = convex combination of normalised scores "
-        "(cosine min-max, BM25 by its best), 'rrf' = reciprocal rank fusion")
+        "(each list over its best score), 'rrf' = reciprocal rank fusion")
     rrf_k: int = 60
     alpha: float = Field(0.3, ge=0.0, le=1.0, description="dense share in weighted fusion "
                          "(chosen by cross-validation over both shared eval sets, see "
                          "benchmarks/RESULTS.md)")
+    dense_norm: Literal["minmax", "max"] = Field(
+        "max", description="how a dense list's cosines are put on 0..1 before weighted "
+        "fusion: min-max over the candidates, or over the list's best (as BM25 is)")
     lexical_levels: Literal["mean", "max"] = Field(
         "mean", description="a page's BM25 evidence: the mean of its page-level (whole page "
         "text) and chunk-level (best chunk) normalised scores where it has both, or the max "

@@ -36,10 +36,11 @@ def rrf(lists: Mapping[str, Sequence[tuple[Hashable, float]]], k: int = 60,
 def normalise(ranked: Sequence[tuple[Hashable, float]], how: Norm) -> dict[Hashable, float]:
     """Scores of one list on a 0..1 scale.
 
-    ``max`` divides by the best score: right for BM25, whose floor is 0, so a list whose
-    best match is weak keeps its other matches close to it rather than spreading them to
-    0..1. ``minmax`` maps the list's own range to 0..1: right for cosine similarities,
-    whose floor over a candidate list is far above 0.
+    ``max`` divides by the best score: a list whose matches are all alike (a dense list
+    with nothing close to the query, BM25 matching one common word) stays flat near 1 and
+    cannot reorder the other list's pages; its clear winners still stand out. ``minmax``
+    maps the list's own range to 0..1, which stretches even a flat, weak list into a
+    confident-looking one (the failure behind equal-weight fusion losing to BM25).
     """
     if not ranked:
         return {}

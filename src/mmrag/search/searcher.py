@@ -133,7 +133,7 @@ class Searcher:
         first (see fusion.py for why).
 
         ``weighted`` (default): dense lists share ``alpha`` and lexical lists ``1 - alpha``,
-        each list's scores normalised (cosine min-max, BM25 by its best score). A page's
+        each list's scores over its best (``dense_norm`` may min-max cosines). A page's
         BM25 evidence is the mean of its page-level score (the page item, all its text) and
         its chunk-level score (best chunk), where it has both: a page whose query words
         are spread over several chunks keeps the credit its whole text earns, and a page
@@ -150,7 +150,7 @@ class Searcher:
             if r.dense:
                 w = s.alpha / n_dense
                 part = normalise(collapse([(it, sc) for it, sc in r.items], key, how),
-                                 "minmax")
+                                 s.dense_norm)
             else:
                 w = (1 - s.alpha) / n_lex
                 part = self._lexical(r.items, key, how)
