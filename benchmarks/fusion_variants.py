@@ -6,7 +6,7 @@ Each query's BM25 and dense lists come from the shipped Searcher.retrieve; the v
 below differ only in how they normalise and combine them:
 
 - item-level RRF (the default before issue 11): fuse items, then a page takes its best item;
-- dense normalisation: raw cosine, cosine over its best, z-score, instead of min-max;
+- dense normalisation: raw cosine, min-max, z-score, instead of over its best;
 - page-level dense: each page's mean chunk vector as a second dense level (as BM25 has).
 
     python benchmarks/fusion_variants.py --index-dir DIR   # DIR/eval-sample, DIR/eval-office
@@ -105,14 +105,14 @@ def variants(lists, q_vec, keys, mat) -> dict[str, list]:
     dense_raw = pages(lists["text:text"].items) if "text:text" in lists else {}
     sims = mat @ q_vec
     top = np.argsort(-sims)[:50]
-    page_dense = norm({keys[i]: float(sims[i]) for i in top}, "minmax")
+    page_dense = norm({keys[i]: float(sims[i]) for i in top}, "max")
     out = {"item-level RRF k=60 (default before issue 11)": item_rrf(lists)}
-    for how in ("raw", "max", "z"):
-        out[f"weighted alpha=0.3, dense {how} (shipped: min-max)"] = convex(
+    for how in ("raw", "minmax", "z"):
+        out[f"weighted alpha=0.3, dense {how} (shipped: over its best)"] = convex(
             b, norm(dense_raw, how), 0.3)
     out["page-level dense only (mean chunk vector)"] = convex({}, page_dense, 1.0)
     out["weighted alpha=0.3, dense = mean of chunk and page levels"] = convex(
-        b, mean_present([norm(dense_raw, "minmax"), page_dense]), 0.3)
+        b, mean_present([norm(dense_raw, "max"), page_dense]), 0.3)
     return out
 
 
