@@ -50,3 +50,39 @@ def test_hit_item_is_the_groups_best_item_and_keeps_its_raw_score():
     by_doc = {h.item.doc_id: h for h in hits}
     assert by_doc["B"].item.modality == "text" and by_doc["B"].scores == {"bm25": 10.0}
     assert by_doc["A"].item.modality == "page" and by_doc["A"].matches == 2
+
+
+class FlatDenseStore(FakeStore):
+    """BM25 is sure of A (12 vs 9); the dense list barely tells pages apart (cosines
+    0.21 vs 0.20: nothing in the index is close to the query) but prefers B."""
+
+    def bm25(self, query, k, filters=None):
+        return [(_item("A", "page"), 12.0), (_item("B", "page"), 9.0),
+                (_item("C", "page"), 1.0)]
+
+    def dense(self, space, vector, k, filters=None):
+        return [(_item("B", "text", 1), 0.21), (_item("C", "text", 1), 0.205),
+                (_item("A", "text", 1), 0.20)]
+
+
+class OneVector:
+    supports_text, supports_images, dim = True, False, 2
+
+    def encode_text(self, texts):
+        import numpy as np
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+
+def _fused(dense_norm: str) -> list[str]:
+    searcher = Searcher(FlatDenseStore(), {"text": OneVector()},  # type: ignore
+                        SearchSettings(dense_norm=dense_norm, alpha=0.5),
+                        media_path=lambda key: None)
+    return [h.item.doc_id for h in searcher.search(Query(text="q"), k=3)]
+
+
+def test_a_flat_weak_dense_list_cannot_overturn_a_clear_bm25_winner():
+    assert _fused("max")[0] == "A"
+
+
+def test_min_max_stretches_the_same_flat_list_into_a_confident_one():
+    assert _fused("minmax")[0] == "B"
