@@ -493,6 +493,10 @@ def test_a_transcript_hit_plays_its_spoken_words(browser, speech_url, request): 
         assert 0.3 < seconds < 6.0
         screenshot(page, request.node.name)
         page.keyboard.press("Escape")
+        # the key event is handled asynchronously: wait (bounded) for the viewer to stop
+        page.wait_for_function("() => { const a = document.querySelector("
+                               "'[data-testid=viewer-audio]'); "
+                               "return a.paused && !a.getAttribute('src'); }", timeout=5000)
         assert audio.evaluate("a => a.paused && !a.getAttribute('src')")
         watch.assert_clean()
     finally:
