@@ -10,7 +10,9 @@ STAMP := $(VENV)/.installed
 # the GL/GLib runtime that OpenCV (pulled in by rapidocr) loads; chromium drives the web
 # page's browser tests (Playwright launches it, never downloading its own browser).
 # espeak-ng makes the speech that the audio and video tests transcribe.
-APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 chromium espeak-ng
+# LibreOffice (no GUI) renders office documents' pages to PDF and converts DOC/PPT/XLS/RTF.
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 chromium espeak-ng \
+	libreoffice-writer-nogui libreoffice-impress-nogui libreoffice-calc-nogui
 
 .PHONY: install demo test test-all bench eval clean
 
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[test,milvus,ocr,server,agent,llm,gemma,media,static]"
+	$(PIP) install -q -e ".[test,milvus,ocr,server,agent,llm,gemma,media,static,office]"
 	touch $(STAMP)
 
 demo: install

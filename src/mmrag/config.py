@@ -72,6 +72,21 @@ class IngestSettings(BaseModel):
     audio_clips: bool = Field(
         False, description="emit audio clips; set by the index when an audio encoder "
         "(encode.audio_model) is configured")
+    office_renders: bool = Field(
+        True, description="office documents: render pages through LibreOffice headless "
+        "(when installed) for page items; off = structure only (text, tables, pictures)")
+    office_soffice: str = Field("", description="LibreOffice binary; empty = soffice on PATH")
+    office_timeout: float = Field(
+        120.0, gt=0, description="seconds one LibreOffice conversion may take before it is "
+        "killed and the document fails")
+    office_hidden_sheets: bool = Field(
+        False, description="spreadsheets: index hidden sheets too")
+    office_max_unzipped_bytes: int = Field(
+        1 << 30, description="office/zip documents: largest total unpacked size declared by "
+        "the zip directory; more is refused as a zip bomb before decompressing")
+    office_max_zip_ratio: float = Field(
+        200.0, gt=1, description="office/zip documents: largest compression ratio of a "
+        "member over 1 MiB; more is refused as a zip bomb")
 
 
 class EncodeSettings(BaseModel):

@@ -17,7 +17,7 @@ from typing import cast
 from ..config import IngestSettings
 from ..errors import IngestError, MmragError
 from ..types import Blob
-from . import audio, images, pdf, text, video  # noqa: F401 - importing registers loaders
+from . import audio, images, office, pdf, text, video  # noqa: F401 - registers loaders
 from .base import Loader, Piece, loaders
 from .fetch import fetch_url
 from .media import MediaStore

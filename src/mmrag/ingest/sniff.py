@@ -9,6 +9,8 @@ from __future__ import annotations
 import codecs
 from pathlib import PurePosixPath
 
+from .containers import sniff_head
+
 __all__ = ["HEAD_BYTES", "OCTET", "is_media", "loader_for", "mime_loaders", "sniff"]
 
 OCTET = "application/octet-stream"
@@ -72,6 +74,10 @@ def sniff(data: bytes, name: str = "") -> str:
     media = _media(head)
     if media:
         return media
+    # Office documents, e-books and RTF: told by their parts (zip/OLE2 members), not name.
+    container = sniff_head(bytes(data[:HEAD_BYTES]))
+    if container:
+        return container
     # The PDF spec tolerates junk before the header; readers look in the first 1 KiB.
     if b"%PDF-" in data[:1024]:
         return "application/pdf"

@@ -34,6 +34,7 @@ from urllib.request import url2pathname
 from ..config import IngestSettings
 from ..errors import IngestError
 from ..types import Blob, Failure
+from .containers import OLE2, ZIP, sniff_file
 from .sniff import HEAD_BYTES, is_media, loader_for, sniff
 
 __all__ = ["SPOOL_BYTES", "Source", "matches", "read_stream", "resolve", "size_limit"]
@@ -127,6 +128,9 @@ def _check(blob: Blob, settings: IngestSettings, hint: str = "") -> Blob:
     if not size:
         raise IngestError(blob.uri, "empty file (0 bytes)")
     mime = sniff(blob.head(HEAD_BYTES), blob.name)
+    if mime in (ZIP, OLE2):  # the leading members did not tell: read the directory
+        with blob.open() as fh:
+            mime = sniff_file(fh, mime)
     if mime == "text/plain" and hint in ("text/markdown", "text/html"):
         mime = hint
     if size > size_limit(mime, settings)[0]:

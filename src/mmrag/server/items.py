@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import BlockedURLError, IngestError
+from ..ingest.containers import OLE2, ZIP, sniff_file
 from ..ingest.fetch import check_url
 from ..ingest.sniff import loader_for, sniff
 from .auth import Principal, authenticate, require
@@ -149,6 +150,9 @@ def _checked(upload: Upload) -> JobFile:
     with upload.path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
     mime = sniff(head, upload.name) if head else ""
+    if mime in (ZIP, OLE2):  # the leading members did not tell: read the directory
+        with upload.path.open("rb") as fh:
+            mime = sniff_file(fh, mime)
     reason = "empty file (0 bytes)" if not head else (
         "" if loader_for(mime) else f"unsupported file type {mime}")
     if reason:
