@@ -31,3 +31,33 @@ def test_catalog_transaction_rolls_back_on_error(tmp_path):
     except TypeError:
         pass
     assert cat.doc_ids() == set()
+
+
+def test_attachments_are_found_as_descendants(tmp_path):
+    cat = Catalog(tmp_path / "c.sqlite")
+    mail, pdf, inner, leaf = (rec("/m.eml", "p"), rec("/m.eml#a.pdf", "c1"),
+                              rec("/m.eml#f.eml", "c2"), rec("/m.eml#f.eml#n.txt", "g1"))
+    pdf.parent = inner.parent = "p"
+    leaf.parent = "c2"
+    cat.commit([mail, pdf, inner, leaf, rec("/other.txt", "o")])
+    assert {r.source for r in cat.children(["p"])} == {"/m.eml#a.pdf", "/m.eml#f.eml"}
+    assert {r.doc_id for r in cat.descendants(["p"])} == {"c1", "c2", "g1"}
+    assert cat.by_source("/m.eml#a.pdf").parent == "p" and cat.by_source("/m.eml").parent == ""
+
+
+def test_catalog_without_parent_column_is_upgraded(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE docs (source TEXT PRIMARY KEY, doc_id TEXT NOT NULL, "
+                     "name TEXT NOT NULL, mime TEXT NOT NULL, size INTEGER NOT NULL, "
+                     "item_ids TEXT NOT NULL, added REAL NOT NULL);"
+                     "INSERT INTO docs VALUES ('/a.txt', 'h1', 'a.txt', 'text/plain', 3, "
+                     "'[\"h1:0\"]', 1.0);")
+    db.commit()
+    db.close()
+    cat = Catalog(path)
+    assert cat.by_source("/a.txt").parent == "" and cat.children(["h1"]) == []
+    cat.commit([rec("/b.txt", "h2")])
+    assert cat.doc_ids() == {"h1", "h2"}

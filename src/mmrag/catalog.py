@@ -26,6 +26,7 @@ class DocRecord:
     size: int
     item_ids: list[str]
     added: float
+    parent: str = ""  # doc id of the document this one was attached to (an e-mail's)
 
 
 _SCHEMA = """
@@ -40,6 +41,10 @@ CREATE TABLE IF NOT EXISTS docs (
 );
 CREATE INDEX IF NOT EXISTS docs_doc_id ON docs(doc_id);
 """
+# Catalogs made before attachments were documents of their own lack the parent column.
+_PARENT = "ALTER TABLE docs ADD COLUMN parent TEXT NOT NULL DEFAULT ''"
+_PARENT_INDEX = "CREATE INDEX IF NOT EXISTS docs_parent ON docs(parent)"
+_COLUMNS = "source, doc_id, name, mime, size, item_ids, added, parent"
 
 
 class Catalog:
@@ -51,30 +56,62 @@ class Catalog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a committed doc survives power loss
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(docs)")}
+        if "parent" not in columns:
+            self._db.execute(_PARENT)
+        self._db.execute(_PARENT_INDEX)
 
     @staticmethod
     def _record(row: Sequence) -> DocRecord:
-        source, doc_id, name, mime, size, item_ids, added = row
-        return DocRecord(doc_id, source, name, mime, size, json.loads(item_ids), added)
+        source, doc_id, name, mime, size, item_ids, added, parent = row
+        return DocRecord(doc_id, source, name, mime, size, json.loads(item_ids), added,
+                         parent)
 
     def by_source(self, source: str) -> DocRecord | None:
-        row = self._db.execute("SELECT * FROM docs WHERE source = ?", (source,)).fetchone()
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM docs WHERE source = ?",
+                               (source,)).fetchone()
         return self._record(row) if row else None
 
     def by_doc_id(self, doc_id: str) -> list[DocRecord]:
-        rows = self._db.execute("SELECT * FROM docs WHERE doc_id = ?", (doc_id,)).fetchall()
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM docs WHERE doc_id = ?",
+                                (doc_id,)).fetchall()
         return [self._record(r) for r in rows]
 
     def under(self, prefix: str) -> list[DocRecord]:
         """Sources inside a folder (or equal to a path), for delete-by-folder."""
         folder = prefix.rstrip("/") + "/"
         rows = self._db.execute(
-            "SELECT * FROM docs WHERE source = ? OR substr(source, 1, ?) = ?",
+            f"SELECT {_COLUMNS} FROM docs WHERE source = ? OR substr(source, 1, ?) = ?",
             (prefix, len(folder), folder)).fetchall()
         return [self._record(r) for r in rows]
 
     def all(self) -> list[DocRecord]:
-        return [self._record(r) for r in self._db.execute("SELECT * FROM docs ORDER BY added")]
+        return [self._record(r) for r in
+                self._db.execute(f"SELECT {_COLUMNS} FROM docs ORDER BY added")]
+
+    def children(self, doc_ids: Iterable[str]) -> list[DocRecord]:
+        """Documents attached to any of ``doc_ids`` (one level; callers recurse)."""
+        ids = list(dict.fromkeys(doc_ids))
+        out: list[DocRecord] = []
+        for i in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
+            chunk = ids[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            out += [self._record(r) for r in self._db.execute(
+                f"SELECT {_COLUMNS} FROM docs WHERE parent IN ({marks})", chunk)]
+        return out
+
+    def descendants(self, doc_ids: Iterable[str]) -> list[DocRecord]:
+        """Everything attached to ``doc_ids``, at any depth (attachments of attached
+        e-mails too): what goes when they go."""
+        out: dict[str, DocRecord] = {}
+        seen = set(doc_ids)
+        level = list(seen)
+        while level:  # ``seen`` ends a cycle, should a damaged catalog hold one
+            found = [r for r in self.children(level) if r.source not in out]
+            out.update((r.source, r) for r in found)
+            level = list({r.doc_id for r in found} - seen)
+            seen.update(level)
+        return list(out.values())
 
     def doc_ids(self) -> set[str]:
         return {r[0] for r in self._db.execute("SELECT DISTINCT doc_id FROM docs")}
@@ -84,9 +121,9 @@ class Catalog:
         with self._tx():
             for r in records:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO docs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (r.source, r.doc_id, r.name, r.mime, r.size, json.dumps(r.item_ids),
-                     r.added or time.time()))
+                     r.added or time.time(), r.parent))
 
     def remove_sources(self, sources: Iterable[str]) -> None:
         with self._tx():

@@ -123,6 +123,9 @@ def search(query: Annotated[str, typer.Argument(help="text query ('' with --imag
            k: Annotated[int, typer.Option("-k", help="results")] = 10,
            modality: Annotated[str | None, typer.Option(help="image | text | page")] = None,
            path: Annotated[str | None, typer.Option(help="glob over source paths")] = None,
+           filter_: Annotated[list[str] | None, typer.Option(
+               "--filter", help="metadata: key=value, or a range key>=value / key<value "
+               "(repeat; e.g. sender=ann@example.com, date>=2023-01)")] = None,
            mode: Annotated[str, typer.Option(help="hybrid | dense | bm25")] = "hybrid",
            group_by: Annotated[str | None, typer.Option(help="page | doc | item")] = None,
            index: IndexOpt = DEFAULT_INDEX, profile: ProfileOpt = None,
@@ -138,6 +141,7 @@ def search(query: Annotated[str, typer.Argument(help="text query ('' with --imag
         filters["modality"] = modality.split(",")
     if path:
         filters["path"] = path
+    filters.update(_metadata_filters(filter_))
     with _open(index, profile, config) as idx:
         if not idx.documents():
             raise QueryError(f"index {str(idx.root)!r} is empty; run `mmrag add` first")
@@ -149,6 +153,24 @@ def search(query: Annotated[str, typer.Argument(help="text query ('' with --imag
         out.print_json(json.dumps(list(iter_hits_json(hits)), default=str))
         return
     _print_hits(hits)
+
+
+def _metadata_filters(exprs: list[str] | None) -> dict[str, Any]:
+    """``--filter`` options as a filters dict; two bounds on one key make one range."""
+    from .errors import QueryError
+    from .types import parse_filter
+
+    out: dict[str, Any] = {}
+    for expr in exprs or []:
+        try:
+            key, value = parse_filter(expr)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
 
 
 def _print_hits(hits: list[Any]) -> None:
@@ -183,6 +205,8 @@ def ask(question: Annotated[str, typer.Argument(help="the question ('' with --im
         k: Annotated[int | None, typer.Option("--k", "-k", help="hits given to the "
                                               "generator (default generate.k)")] = None,
         generator: GeneratorOpt = None, model: ModelOpt = None,
+        filter_: Annotated[list[str] | None, typer.Option(
+            "--filter", help="metadata: key=value or key>=value ... (as `search`)")] = None,
         index: IndexOpt = DEFAULT_INDEX, profile: ProfileOpt = None, config: ConfigOpt = None,
         as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Answer a question from the index, streaming the answer, then list its citations."""
@@ -192,14 +216,16 @@ def ask(question: Annotated[str, typer.Argument(help="the question ('' with --im
     if not question.strip() and not image:
         raise QueryError("give a question, --image, or both")
     overrides = {"generate__model": model} if model else {}
+    filters = _metadata_filters(filter_) or None
     with _open(index, profile, config, **overrides) as idx:
         if not idx.documents():
             raise QueryError(f"index {str(idx.root)!r} is empty; run `mmrag add` first")
         if as_json:
-            answer = idx.ask(question, image, k, generator=generator)
+            answer = idx.ask(question, image, k, filters=filters, generator=generator)
             out.print_json(json.dumps(answer.to_dict(), default=str))
             return
-        _stream_answer(idx.ask(question, image, k, generator=generator, stream=True))
+        _stream_answer(idx.ask(question, image, k, filters=filters, generator=generator,
+                               stream=True))
 
 
 def _stream_answer(stream: Any) -> None:

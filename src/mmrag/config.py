@@ -72,6 +72,9 @@ class IngestSettings(BaseModel):
     audio_clips: bool = Field(
         False, description="emit audio clips; set by the index when an audio encoder "
         "(encode.audio_model) is configured")
+    attachment_depth: int = Field(
+        3, ge=0, description="e-mail attachments are indexed as documents of their own "
+        "(an attached e-mail's attachments too) down to this depth; 0 = none")
     office_renders: bool = Field(
         True, description="office documents: render pages through LibreOffice headless "
         "(when installed) for page items; off = structure only (text, tables, pictures)")

@@ -360,6 +360,11 @@ class Index:
         if not records:
             return 0
         self.catalog.remove_sources(records)
+        gone = {r.doc_id for r in records.values()} - self.catalog.doc_ids()
+        family = self.catalog.descendants(gone)  # an e-mail's attachments go with it
+        if family:
+            self.catalog.remove_sources([r.source for r in family])
+            records.update((r.source, r) for r in family)
         gone = sorted({r.doc_id for r in records.values()} - self.catalog.doc_ids())
         if gone:
             self.store.delete(gone)

@@ -23,6 +23,7 @@ from .encode.base import Encoder
 from .encode.caption import ImageCaptioner
 from .errors import IngestError, MmragError
 from .ingest import load, resolve
+from .ingest.attachments import child_blob, child_doc_id, is_attachment, plausible
 from .ingest.audio import SAMPLE_RATE
 from .ingest.base import Piece
 from .ingest.media import MediaStore
@@ -54,7 +55,11 @@ class _Doc:
     multi: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
     replaces: str | None = None
     replaces_ids: list[str] = field(default_factory=list)
+    replaces_family: list[DocRecord] = field(default_factory=list)  # the old attachments
     media: dict[int, Future[str]] = field(default_factory=dict)  # item index → stored key
+    parent: str = ""  # doc id of the document this one is attached to
+    depth: int = 0  # attachment nesting: 0 for a source, 1 for an e-mail's attachment...
+    attachments: list[Piece] = field(default_factory=list)  # files found inside, to load
 
 
 class Ingestion:
@@ -126,8 +131,10 @@ class Ingestion:
                     report.failed.append(Failure(entry.uri, "no content found"))
                     entry.cleanup()
                     continue
-                pending.append(doc)
-                seen.add(doc.doc_id)
+                # attachments join their parent's commit group: all or none are stored
+                family = [doc, *self._children(doc, metadata or {}, report)]
+                pending.extend(family)
+                seen.update(d.doc_id for d in family)
                 if (len(pending) >= self.settings.ingest.batch_size
                         or sum(len(d.items) for d in pending) >= MAX_PENDING_ITEMS):
                     self._commit(pending, report)
@@ -166,13 +173,17 @@ class Ingestion:
             report.skipped.append(blob.uri)
             return None
         return _Doc(blob=blob, doc_id=doc_id, replaces=old.doc_id if old else None,
-                    replaces_ids=old.item_ids if old else [])
+                    replaces_ids=old.item_ids if old else [],
+                    replaces_family=self.catalog.descendants([old.doc_id]) if old else [])
 
     def _load(self, doc: _Doc, metadata: dict[str, Any]) -> None:
         image_encoders, audio_encoders = self._image_encoders, self._audio_encoders
         batch: list[tuple[int, Image.Image]] = []
         sounds: list[tuple[int, np.ndarray]] = []
         for piece in timed(load(doc.blob, self._ingest), "load"):
+            if is_attachment(piece):  # a document of its own, loaded after this one
+                doc.attachments.append(piece)
+                continue
             with stage("privacy"):  # before anything is stored, captioned or embedded
                 shown = protect(piece, self.settings.privacy, self.privacy)
             with stage("caption"):
@@ -195,6 +206,56 @@ class Ingestion:
             self._encode_images(doc, batch, image_encoders)
         if sounds:
             self._encode_audio(doc, sounds, audio_encoders)
+
+    def _children(self, parent: _Doc, metadata: dict[str, Any],
+                  report: AddReport) -> list[_Doc]:
+        """The files a loader found inside ``parent`` (an e-mail's attachments), each
+        sniffed and loaded as a document of its own, recursively up to
+        ``ingest.attachment_depth``. A child that cannot be read is reported under its
+        own name; the parent and its other children are still added. Types no loader
+        reads (an .exe, a signature) are skipped: the parent's text names them."""
+        pieces, parent.attachments = parent.attachments, []
+        if parent.depth >= self.settings.ingest.attachment_depth:
+            if pieces:
+                log.info("%s: %d attachment(s) nested deeper than ingest.attachment_depth "
+                         "not indexed", parent.blob.uri, len(pieces))
+            return []
+        family: list[_Doc] = []
+        for piece in pieces:
+            blob = self._child_blob(parent, piece, report)
+            if blob is None:
+                continue
+            child = _Doc(blob=blob, doc_id=child_doc_id(parent.doc_id, blob),
+                         parent=parent.doc_id, depth=parent.depth + 1)
+            try:
+                self._load(child, metadata)
+            except Exception as exc:  # MmragError or a loader bug: this child only
+                log.debug("attachment %s failed", blob.uri, exc_info=True)
+                report.failed.append(Failure(blob.uri, one_line(exc, blob.uri)))
+                continue
+            if not child.items and not _may_be_empty(blob):
+                report.failed.append(Failure(blob.uri, "no content found"))
+                continue
+            family += [child, *self._children(child, metadata, report)]
+        return family
+
+    def _child_blob(self, parent: _Doc, piece: Piece, report: AddReport) -> Blob | None:
+        """The attachment as a sniffed, size-checked Blob, or None when no loader reads
+        it (or its sniffed type contradicts the declared one: a binary attachment whose
+        bytes happen to look like text)."""
+        found = next(iter(resolve(child_blob(parent.blob, parent.doc_id, piece),
+                                  self.settings.ingest)))
+        if isinstance(found, Failure):
+            if found.reason.startswith("unsupported file type"):
+                log.debug("%s skipped: %s", found.source, found.reason)
+            else:
+                report.failed.append(found)
+            return None
+        if not plausible(found.mime, piece.metadata.get("content_type", "")):
+            log.debug("%s skipped: sniffed %s, declared %s", found.uri, found.mime,
+                      piece.metadata.get("content_type"))
+            return None
+        return found
 
     def _caption(self, piece: Piece) -> None:
         """Append a generated caption to image and figure text, so BM25 and the text
@@ -292,16 +353,30 @@ class Ingestion:
         with stage("catalog"):
             self.catalog.commit([DocRecord(d.doc_id, d.blob.uri, d.blob.name, d.blob.mime,
                                            d.blob.size, [it.id for it in d.items],
-                                           time.time()) for d in docs])
+                                           time.time(), d.parent) for d in docs])
         for d in docs:
             (report.replaced if d.replaces else report.added).append(d.blob.uri)
             d.blob.cleanup()  # a spooled download's temp file goes as soon as it is stored
         report.items += len(items)
         stale = [d for d in docs if d.replaces and not self.catalog.by_doc_id(d.replaces)]
         if stale:
-            self.store.delete([d.replaces for d in stale])
-            for mv in self.multivec.values():
-                mv.delete([i for d in stale for i in d.replaces_ids])
+            self._drop_replaced(stale)
+
+    def _drop_replaced(self, stale: list[_Doc]) -> None:
+        """Delete the old versions of replaced documents and of their attachments: those
+        the new version no longer has (their catalog rows still point at the old
+        parent) and those it has again (their rows were just overwritten by source)."""
+        old = [d.replaces for d in stale if d.replaces]
+        left = self.catalog.descendants(old)
+        self.catalog.remove_sources([r.source for r in left])
+        family = {r.doc_id: r for d in stale for r in d.replaces_family}
+        family.update((r.doc_id, r) for r in left)
+        dead = set(family) - self.catalog.doc_ids()
+        self.store.delete(old + sorted(dead))
+        ids = [i for d in stale for i in d.replaces_ids]
+        ids += [i for doc_id in dead for i in family[doc_id].item_ids]
+        for mv in self.multivec.values():
+            mv.delete(ids)
 
     def _commit_aliases(self, aliases: list[tuple[Blob, str]]) -> None:
         records = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import operator
 import os
 import time
 import weakref
@@ -326,7 +327,11 @@ class Filters:
     must check :meth:`matches` on what comes back, so every backend filters alike.
 
     ``path`` is a glob over the source URI (``*.pdf``, ``/data/reports/**``);
-    ``metadata`` is equality on keys of ``Item.metadata``.
+    ``metadata`` is equality on keys of ``Item.metadata``, membership where the item
+    holds a list (``{"to": "bob@example.com"}`` matches an e-mail to Bob and Sue), or a
+    range given as a dict of ``gt``/``gte``/``lt``/``lte`` bounds. A string is compared
+    at its bound's precision, so ``{"date": {"gte": "2023-01", "lte": "2023-03"}}`` takes
+    every ISO date of January to March.
     """
 
     modality: list[str] | None = None
@@ -364,4 +369,42 @@ class Filters:
         if self.path and not (fnmatchcase(item.source, self.path)
                               or fnmatchcase(item.name, self.path)):
             return False
-        return all(item.metadata.get(k) == v for k, v in self.metadata.items())
+        return all(_meta_matches(item.metadata.get(k), v) for k, v in self.metadata.items())
+
+
+_RANGE = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+
+
+def parse_filter(expr: str) -> tuple[str, Any]:
+    """``key=value``, ``key>=value``, ``key<value``... (the CLI's ``--filter``) as a
+    :class:`Filters` entry; a value that reads as JSON (``3``, ``true``) is typed."""
+    for token, name in ((">=", "gte"), ("<=", "lte"), (">", "gt"), ("<", "lt"), ("=", "")):
+        key, sep, raw = expr.partition(token)
+        if sep and key.strip() and "=" not in key and "<" not in key and ">" not in key:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = raw
+            if isinstance(value, (dict, list)):
+                value = raw
+            return key.strip(), {name: value} if name else value
+    raise ValueError(f"filter {expr!r} is not key=value, key>=value, key<=value, key>value "
+                     "or key<value")
+
+
+def _meta_matches(value: Any, want: Any) -> bool:
+    if isinstance(want, dict) and want and set(want) <= _RANGE.keys():
+        return value is not None and all(_compare(op, value, want[name])
+                                         for name, op in _RANGE.items() if name in want)
+    if isinstance(value, list) and not isinstance(want, list):
+        return want in value
+    return bool(value == want)
+
+
+def _compare(op: Any, value: Any, bound: Any) -> bool:
+    if isinstance(value, str) and isinstance(bound, str):
+        value = value[:len(bound)]  # "2023-01-09T21:00:43+00:00" <= "2023-01-09"
+    try:
+        return bool(op(value, bound))
+    except TypeError:  # a number against a string: no match, not an error
+        return False

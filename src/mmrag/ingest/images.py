@@ -1,4 +1,5 @@
-"""Image loader: jpg, png, webp, gif (first frame), bmp and tiff (every frame).
+"""Image loader: jpg, png, webp, gif (first frame), bmp, tiff (every frame) and HEIC/HEIF
+(with the ``heif`` extra, pillow-heif; stored as JPEG).
 
 Pixel counts are checked against ``ingest.max_image_pixels`` from the header, before any
 decoding, so a 40000x40000 PNG of zeros is refused without allocating gigabytes. Pillow's
@@ -32,7 +33,7 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config import IngestSettings
-from ..errors import IngestError, MmragError
+from ..errors import IngestError, MissingDependencyError, MmragError
 from ..timing import stage
 from ..types import Blob
 from .base import Piece, loaders
@@ -44,6 +45,11 @@ __all__ = ["EXTENSIONS", "load_image", "name_words", "to_rgb"]
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp",
               "BMP": "bmp", "DIB": "bmp", "TIFF": "tiff", "AVIF": "avif"}
 _ALL_FRAMES = {"TIFF"}  # multi-page scans; animations only keep their first frame
+# Stored as a JPEG of the decoded picture: browsers and a Pillow without pillow-heif (the
+# web page's thumbnails) cannot show the original.
+_STORED_AS_JPEG = {"HEIF"}
+_HEIF_MIMES = {"image/heic", "image/heif"}
+_heif_registered = False
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
                   KeyError, ZeroDivisionError, MemoryError, struct.error)
 _pil_limit_lock = threading.Lock()
@@ -138,8 +144,25 @@ def _described(img: Image.Image) -> list[str]:
     return out
 
 
+def _heif_support(blob: Blob) -> None:
+    """Register pillow-heif's opener for a HEIC/HEIF file (iPhone photos), once, on first
+    need: importing it costs every other run for nothing."""
+    global _heif_registered
+    if _heif_registered or not (blob.mime in _HEIF_MIMES or blob.head(12)[4:8] == b"ftyp"):
+        return
+    try:
+        import pillow_heif
+    except ImportError:
+        if blob.mime in _HEIF_MIMES:
+            raise MissingDependencyError("reading HEIC/HEIF images", "heif") from None
+        return
+    pillow_heif.register_heif_opener()
+    _heif_registered = True
+
+
 def _open(blob: Blob, settings: IngestSettings) -> tuple[Image.Image, bool]:
     """Open (header only) and apply our pixel limit; the flag says Pillow's must be lifted."""
+    _heif_support(blob)
     try:
         with _quiet_pil():
             img = Image.open(io.BytesIO(blob.data))
@@ -266,6 +289,10 @@ def load_image(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
                 buf = io.BytesIO()
                 rgb.save(buf, format="PNG")
                 media, ext = buf.getvalue(), "png"
+            elif fmt in _STORED_AS_JPEG:
+                buf = io.BytesIO()
+                rgb.save(buf, format="JPEG", quality=90)
+                media, ext = buf.getvalue(), "jpg"
             else:
                 media, ext = blob.data, EXTENSIONS.get(fmt, fmt.lower() or "bin")
             piece_text = text

@@ -2,11 +2,13 @@
 
 A PNG saved as ``photo.jpg`` is a PNG; a random blob named ``report.pdf`` is not a PDF.
 The file name is only a hint to tell Markdown from plain text, which no magic can do.
+An e-mail is text too, told by its RFC 822 header block.
 """
 
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import PurePosixPath
 
 from .containers import sniff_head
@@ -24,6 +26,8 @@ mime_loaders: dict[str, str] = {
     "image/bmp": "image",
     "image/tiff": "image",
     "image/avif": "image",
+    "image/heic": "image",
+    "image/heif": "image",
     "application/pdf": "pdf",
     "text/plain": "text",
     "text/markdown": "markdown",
@@ -39,6 +43,8 @@ mime_loaders: dict[str, str] = {
     "audio/aac": "audio",
     "audio/flac": "audio",
     "audio/ogg": "audio",
+    "message/rfc822": "email",
+    "application/vnd.ms-outlook": "msg",
 }
 
 _MARKDOWN_EXT = {".md", ".markdown", ".mdown", ".mkd", ".mdx"}
@@ -66,6 +72,9 @@ def sniff(data: bytes, name: str = "") -> str:
         return "image/webp"
     if head[4:12] in (b"ftypavif", b"ftypavis"):
         return "image/avif"
+    heif = _heif(head)
+    if heif:
+        return heif
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return "image/tiff"
     if (head.startswith(b"BM") and len(head) >= 18
@@ -85,6 +94,8 @@ def sniff(data: bytes, name: str = "") -> str:
     if text is None:
         return OCTET
     ext = PurePosixPath(name).suffix.lower()
+    if _is_email(text):
+        return "message/rfc822"
     lead = text.lstrip("\ufeff \t\r\n").lower()
     if lead.startswith(_HTML_STARTS) and ("<html" in lead[:4096] or "<body" in lead[:4096]
                                           or lead.startswith("<!doctype html")):
@@ -97,6 +108,62 @@ def sniff(data: bytes, name: str = "") -> str:
 
 
 _AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ")
+# HEIF stills (iPhone photos): HEVC-coded brands, and the generic image brands
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+_HEIF_BRANDS = {b"mif1", b"mif2", b"msf1"}
+
+
+def _heif(head: bytes) -> str | None:
+    """HEIC/HEIF from the ``ftyp`` box: its major brand or a compatible one (a ``mif1``
+    file may hold AV1 pictures, an AVIF)."""
+    if head[4:8] != b"ftyp":
+        return None
+    end = min(int.from_bytes(head[:4], "big"), len(head))
+    brands = {head[8:12], *(head[i:i + 4] for i in range(16, end - 3, 4))}
+    if brands & {b"avif", b"avis"}:
+        return "image/avif"
+    if brands & _HEIC_BRANDS:
+        return "image/heic"
+    if head[8:12] in _HEIF_BRANDS:
+        return "image/heif"
+    return None
+
+
+# RFC 5322 field names: printable ASCII but the colon. A message's head is such fields
+# (continuation lines indented) up to the first blank line.
+_FIELD = re.compile(r"([!-9;-~]+):")
+_MAIL_FIELDS = {"from", "to", "cc", "bcc", "subject", "date", "received", "message-id",
+                "mime-version", "return-path", "delivered-to", "reply-to", "sender",
+                "content-type", "content-transfer-encoding", "in-reply-to", "references",
+                "x-mailer", "dkim-signature", "authentication-results", "thread-topic",
+                "thread-index", "importance", "user-agent", "x-originating-ip"}
+# At least one of these: "Subject:" and "Date:" alone start many a plain-text note.
+_MAIL_STRONG = {"from", "received", "message-id", "mime-version", "return-path",
+                "delivered-to", "dkim-signature"}
+
+
+def _is_email(text: str) -> bool:
+    """An RFC 822 message: every line before the first blank one is a header field or a
+    continuation, with two or more mail fields among them, one of them ``From:``,
+    ``Received:``, ``Message-ID:``, ``MIME-Version:``... (an mbox ``From `` line may lead)."""
+    lines = text.lstrip("\ufeff").split("\n")
+    if lines and lines[0].startswith("From ") and len(lines) > 1:
+        lines = lines[1:]
+    fields: set[str] = set()
+    for line in lines:
+        line = line.rstrip("\r")
+        if not line:
+            break
+        if line[0] in " \t":
+            if not fields:
+                return False
+            continue
+        m = _FIELD.match(line)
+        if not m:
+            return False
+        fields.add(m.group(1).lower())
+    known = fields & _MAIL_FIELDS
+    return len(known) >= 2 and bool(known & _MAIL_STRONG)
 
 
 def _media(head: bytes) -> str | None:

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Text-bearing metadata a loader may attach (OCR of an image, a speech transcript).
 _TEXT_KEYS = ("ocr_text", "transcript")
+# e-mail metadata (strings or lists of addresses): masked like the header block they repeat
+_MAIL_KEYS = ("from", "sender", "to", "cc", "bcc", "subject", "message_id")
 _SAVE = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF",
          "tiff": "TIFF"}
 _EXT_OUT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tiff"}
@@ -79,6 +81,13 @@ def _mask_text(piece: Piece, types: list[str], counts: dict[str, int]) -> None:
         if isinstance(value, str) and value:
             # not counted again: this text is (part of) piece.text, already counted
             piece.metadata[key] = pii.mask(value, types, {})
+    for key in _MAIL_KEYS:
+        value = piece.metadata.get(key)
+        if isinstance(value, str):
+            piece.metadata[key] = pii.mask(value, types, {})
+        elif isinstance(value, list):
+            piece.metadata[key] = [pii.mask(v, types, {}) if isinstance(v, str) else v
+                                   for v in value]
 
 
 def _strip_exif(piece: Piece, counts: dict[str, int]) -> None:
