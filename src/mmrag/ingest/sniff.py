@@ -45,6 +45,7 @@ mime_loaders: dict[str, str] = {
     "audio/ogg": "audio",
     "message/rfc822": "email",
     "application/vnd.ms-outlook": "msg",
+    "application/epub+zip": "epub",
 }
 
 _MARKDOWN_EXT = {".md", ".markdown", ".mdown", ".mkd", ".mdx"}
