@@ -5,9 +5,9 @@
             key = media.put_media(piece)                 # "" for text pieces
 
 Importing this package registers the built-in loaders (image, text, markdown, html, pdf,
-video, audio, e-mail, office, e-book) in :data:`mmrag.ingest.base.loaders`. A loader may
-also yield files found inside its blob (an e-mail's attachments, :mod:`.attachments`): the
-ingestion reads them as documents of their own.
+video, audio, e-mail, office, e-book, csv) in :data:`mmrag.ingest.base.loaders`. A loader
+may also yield files found inside its blob (an e-mail's attachments, :mod:`.attachments`):
+the ingestion reads them as documents of their own.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import cast
 from ..config import IngestSettings
 from ..errors import IngestError, MmragError
 from ..types import Blob
-from . import audio, epub, images, mail, office, pdf, text, video  # noqa: F401 - loaders
+from . import audio, delimited, epub, images, mail, office, pdf, text, video  # noqa: F401
 from .base import Loader, Piece, loaders
 from .fetch import fetch_url
 from .media import MediaStore

@@ -8,6 +8,7 @@ An e-mail is text too, told by its RFC 822 header block.
 from __future__ import annotations
 
 import codecs
+import csv
 import re
 from pathlib import PurePosixPath
 
@@ -46,6 +47,8 @@ mime_loaders: dict[str, str] = {
     "message/rfc822": "email",
     "application/vnd.ms-outlook": "msg",
     "application/epub+zip": "epub",
+    "text/csv": "csv",
+    "text/tab-separated-values": "csv",
 }
 
 _MARKDOWN_EXT = {".md", ".markdown", ".mdown", ".mkd", ".mdx"}
@@ -105,7 +108,33 @@ def sniff(data: bytes, name: str = "") -> str:
         return "text/html"
     if ext in _MARKDOWN_EXT:
         return "text/markdown"
+    if ext in _TABLE_EXT and delimiter(text, tabs=ext != ".csv"):
+        return "text/csv" if ext == ".csv" else "text/tab-separated-values"
     return "text/plain"
+
+
+_TABLE_EXT = {".csv", ".tsv", ".tab"}
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def delimiter(sample: str, tabs: bool = False) -> str | None:
+    """The delimiter that splits the sample's first lines into the same number (≥ 2) of
+    fields on at least 80% of them (only a tab when ``tabs``); None when none does, and
+    the ``.csv`` file is plain text after all."""
+    lines = sample.splitlines()
+    if len(lines) > 50 or not sample.endswith(("\n", "\r")):
+        lines = lines[:50][:-1] or lines[:1]  # the last line may be cut off
+    lines = [ln for ln in lines if ln.strip()]
+    if not lines:
+        return None
+    for delim in ("\t",) if tabs else _DELIMITERS:
+        try:
+            widths = [len(row) for row in csv.reader(lines, delimiter=delim)]
+        except csv.Error:
+            continue
+        if widths[0] >= 2 and sum(w == widths[0] for w in widths) >= 0.8 * len(widths):
+            return delim
+    return None
 
 
 _AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ")
