@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Union
 
-__all__ = ["make_cfb", "make_msg"]
+__all__ = ["make_cfb", "make_msg", "msg_tree"]
 
 Tree = dict[str, Union[bytes, "Tree"]]  # a storage: name → stream bytes or sub-storage
 
@@ -161,13 +161,22 @@ def _props(strings: dict[int, object], fixed: dict[int, tuple[int, int]], header
     return out
 
 
-def make_msg(*, subject: str = "", sender: Address | None = None,
+def make_msg(**fields: object) -> bytes:
+    """An Outlook ``.msg`` file (see :func:`msg_tree` for the fields)."""
+    tree = msg_tree(**fields)  # type: ignore[arg-type]
+    tree["__nameid_version1.0"] = {"__substg1.0_00020102": b"", "__substg1.0_00030102": b"",
+                                   "__substg1.0_00040102": b""}
+    return make_cfb(tree)
+
+
+def msg_tree(*, subject: str = "", sender: Address | None = None,
              to: Sequence[Address] = (), cc: Sequence[Address] = (), body: str = "",
              html: str | None = None, date: datetime | None = None,
              message_id: str = "", message_class: str = "IPM.Note",
-             attachments: Sequence[tuple[str, bytes] | tuple[str, bytes, str]] = ()) -> bytes:
-    """An Outlook ``.msg`` file; ``attachments`` are ``(name, data)`` or
-    ``(name, data, content_id)`` (a picture the HTML shows through ``cid:``)."""
+             attachments: Sequence[tuple] = (), embedded: bool = False) -> Tree:
+    """A message's storage. ``attachments`` are ``(name, data)``, ``(name, data,
+    content_id)`` (a picture the HTML shows through ``cid:``) or ``(name, tree)`` with a
+    tree from ``msg_tree(..., embedded=True)`` (an attached Outlook message)."""
     strings: dict[int, object] = {0x001A: message_class}
     if subject:
         strings[0x0037] = subject
@@ -188,8 +197,10 @@ def make_msg(*, subject: str = "", sender: Address | None = None,
     if date is not None:
         fixed = {0x0039: (_TIME, _filetime(date)), 0x0E06: (_TIME, _filetime(date))}
     recipients = [(a, 1) for a in to] + [(a, 2) for a in cc]
-    header = struct.pack("<8sIIII8s", b"\0" * 8, len(recipients), len(attachments),
-                         len(recipients), len(attachments), b"\0" * 8)
+    counts = struct.pack("<IIII", len(recipients), len(attachments), len(recipients),
+                         len(attachments))
+    # the top-level message's property header has 8 more reserved bytes than an embedded one
+    header = b"\0" * 8 + counts + (b"" if embedded else b"\0" * 8)
     tree = _props(strings, fixed, header)
     for i, ((name, address), kind) in enumerate(recipients):
         tree[f"__recip_version1.0_#{i:08X}"] = _props(
@@ -197,11 +208,15 @@ def make_msg(*, subject: str = "", sender: Address | None = None,
             {0x0C15: (_LONG, kind)}, b"\0" * 8)
     for i, att in enumerate(attachments):
         name, data = att[0], att[1]
-        values: dict[int, object] = {0x3707: name, 0x3704: name[:12], 0x3701: data}
+        values: dict[int, object] = {0x3707: name, 0x3704: name[:12]}
+        if isinstance(data, dict):  # an attached message: its own storage, method 5
+            storage = _props(values, {0x3705: (_LONG, 5), 0x0E21: (_LONG, i)}, b"\0" * 8)
+            storage["__substg1.0_3701000D"] = data
+            tree[f"__attach_version1.0_#{i:08X}"] = storage
+            continue
+        values[0x3701] = data
         if len(att) > 2:
-            values[0x3712] = att[2]  # type: ignore[misc]
+            values[0x3712] = att[2]
         tree[f"__attach_version1.0_#{i:08X}"] = _props(
             values, {0x3705: (_LONG, 1), 0x0E21: (_LONG, i)}, b"\0" * 8)
-    tree["__nameid_version1.0"] = {"__substg1.0_00020102": b"", "__substg1.0_00030102": b"",
-                                   "__substg1.0_00040102": b""}
-    return make_cfb(tree)
+    return tree

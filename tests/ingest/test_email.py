@@ -423,3 +423,28 @@ def test_cli_filters_by_sender_and_date(tmp_path, mailbox, monkeypatch):
     assert search("--filter", "date>2023-01-09") == set()
     bad = runner.invoke(app, ["search", "budget", "--index", idx, "--filter", "nonsense"])
     assert bad.exit_code != 0 and "nonsense" in str(bad.exception)  # main() prints it
+
+
+def test_msg_attached_message_and_picture_are_child_documents(tmp_path):
+    from tests.cfb import msg_tree
+
+    inner = msg_tree(subject="Hangar minutes", sender=("Carl", "carl@example.com"),
+                     body="The hangar roof gets aluminium panels.", embedded=True)
+    box = tmp_path / "mail"
+    box.mkdir()
+    (box / "fwd.msg").write_bytes(make_msg(
+        subject="Fwd: minutes", sender=("Ann", "ann@example.com"), body="See attached.",
+        attachments=[("Hangar minutes", inner), ("harbour_photo.png", make_png("teal"))]))
+    with Index(tmp_path / "idx", **FAST) as index:
+        report = index.add(box)
+        assert not report.failed, report.failed
+        docs = {d.name: d for d in index.documents()}
+        assert set(docs) == {"fwd.msg", "fwd.msg/Hangar minutes.eml",
+                             "fwd.msg/harbour_photo.png"}
+        assert docs["fwd.msg/harbour_photo.png"].mime == "image/png"
+        inner_items = _items(index, "fwd.msg/Hangar minutes.eml")
+        assert inner_items[0].metadata["sender"] == "carl@example.com"
+        assert "aluminium panels" in " ".join(it.text for it in inner_items)
+        photo = _items(index, "fwd.msg/harbour_photo.png")[0]
+        assert photo.modality == "image" and photo.metadata["parent_doc_id"] == \
+            docs["fwd.msg"].doc_id
