@@ -27,6 +27,7 @@ from .encode.caption import ImageCaptioner, captioners
 from .errors import ConfigError, MmragError, QueryError
 from .ingest.fetch import fetch_url
 from .ingest.media import MediaStore
+from .ingest.office.convert import render_status
 from .ingestion import Ingestion, one_line
 from .search.query import Query
 from .search.rerank import Reranker, rerankers
@@ -379,7 +380,8 @@ class Index:
                 "store": self.settings.store.backend, "documents": len(docs),
                 "items": self.store.count(),
                 "spaces": self._read_manifest().get("spaces", {}),
-                "encoders": self._read_manifest().get("encoders", {})}
+                "encoders": self._read_manifest().get("encoders", {}),
+                "office_renders": render_status(self.settings.ingest)}
 
     def optimize(self) -> None:
         """Fold new rows into the store's indexes and retrain late-interaction centroid

@@ -254,9 +254,9 @@ def make_fake_doc() -> bytes:
     return make_ole({"WordDocument": b"\xec\xa5" + b"\x00" * 100, "1Table": b"\x00" * 64})
 
 
-__all__ = ["PICTURE_WORDS", "needs_libreoffice", "make_docx", "make_encrypted_ooxml", "make_epub_zip",
+__all__ = ["PICTURE_WORDS", "make_docx", "make_encrypted_ooxml", "make_epub_zip",
            "make_fake_doc", "make_ole", "make_odt", "make_png", "make_pptx", "make_xlsx",
-           "make_zip_bomb_docx", "picture", "reorder_zip"]
+           "make_zip_bomb_docx", "needs_libreoffice", "picture", "reorder_zip"]
 
 
 def _soffice() -> bool:

@@ -45,3 +45,12 @@ def test_rendered_pages_are_found_and_shown(tmp_path):
                                 filters={"modality": "page"})
         assert rendered[0].item.name == "deck.pptx" and rendered[0].page == 3
         assert rendered[0].media_path and Path(rendered[0].media_path).exists()
+
+
+def test_info_says_how_office_pages_are_rendered(tmp_path):
+    with Index(tmp_path / "a", encode=FAST["encode"],
+               ingest={"office_soffice": "/nonexistent/soffice"}) as index:
+        assert index.info()["office_renders"].startswith("none: LibreOffice")
+    with Index(tmp_path / "b", encode=FAST["encode"],
+               ingest={"office_renders": False}) as index:
+        assert index.info()["office_renders"].startswith("off")

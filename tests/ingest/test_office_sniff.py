@@ -69,3 +69,28 @@ def test_ole_kinds_from_stream_names():
     assert c.sniff_file(io.BytesIO(make_ole({"__properties_version1.0": b"x"})),
                         c.OLE2) == c.MSG
     assert c.sniff_file(io.BytesIO(make_ole({"Other": b"x"})), c.OLE2) == c.OLE2
+
+
+def test_streamed_zip_with_data_descriptors():
+    """Writers that stream (sizes after the data, flag bit 3) are still read from the
+    head: each deflated member is inflated to its end to find the next one."""
+    import zipfile
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self):
+            self.buf = io.BytesIO()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            return self.buf.write(b)
+
+    out = Unseekable()
+    src = zipfile.ZipFile(io.BytesIO(make_pptx()))
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in ["_rels/.rels", "docProps/app.xml", "[Content_Types].xml"]:
+            zf.writestr(name, src.read(name))
+    data = out.buf.getvalue()
+    assert zipfile.ZipFile(io.BytesIO(data)).infolist()[0].flag_bits & 0x08
+    assert sniff(data) == c.PPTX

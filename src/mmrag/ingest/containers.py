@@ -125,25 +125,49 @@ def _zip_kind_from_head(head: bytes) -> str | None:
             "<6xHH8xIIHH", head, offset)
         name = head[offset + 30:offset + 30 + nlen].decode("utf-8", "replace")
         start = offset + 30 + nlen + elen
-        body = head[start:start + csize] if start + csize <= len(head) else None
         names.append(name)
-        if name == "mimetype" and body is not None and method == 0:
-            found = _ODF.get(body.decode("ascii", "replace").strip())
+        if flags & 0x08 and not csize:
+            # sizes follow the data (a streaming writer): inflate to the stream's end
+            streamed = _streamed(head, start, method)
+            if streamed is None:
+                break
+            inflated, end = streamed
+        else:
+            body = head[start:start + csize] if start + csize <= len(head) else None
+            inflated = None if body is None else (
+                body if method == 0 else _inflate(body, method, min(usize, _SMALL_PART)))
+            end = start + csize
+        if name == "mimetype" and inflated is not None and method == 0:
+            found = _ODF.get(inflated.decode("ascii", "replace").strip())
             if found:
                 return found
-        if name == _TYPES_XML and body is not None and usize <= _SMALL_PART:
-            found = _ooxml_from_types(_inflate(body, method, usize))
+        if name == _TYPES_XML and inflated is not None:
+            found = _ooxml_from_types(inflated)
             if found:
                 return found
-        if flags & 0x08 and not csize:  # sizes follow the data: cannot skip to the next
-            break
-        offset = start + csize
+        offset = end
     return _ooxml_from_names(names) if _TYPES_XML in names else None
 
 
+def _streamed(head: bytes, start: int, method: int) -> tuple[bytes, int] | None:
+    """A deflated member with a trailing data descriptor: its first bytes inflated (at
+    most 1 MiB) and the offset of the next local header, or None when it does not end
+    inside ``head``."""
+    if method != 8:
+        return None
+    inflater = zlib.decompressobj(-15)
+    try:
+        out = inflater.decompress(head[start:], _SMALL_PART)
+    except zlib.error:
+        return None
+    if not inflater.eof:
+        return None
+    end = len(head) - len(inflater.unused_data)
+    end += 16 if head[end:end + 4] == b"PK\x07\x08" else 12  # optional signature
+    return out, end
+
+
 def _inflate(body: bytes, method: int, usize: int) -> bytes:
-    if method == 0:
-        return body
     if method != 8:
         return b""
     try:

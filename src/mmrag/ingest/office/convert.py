@@ -25,7 +25,7 @@ from pathlib import Path
 from ...config import IngestSettings
 from ...errors import IngestError
 
-__all__ = ["convert", "soffice", "warn_missing"]
+__all__ = ["convert", "render_status", "soffice", "warn_missing"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,15 @@ def soffice(settings: IngestSettings) -> str | None:
         return found or (settings.office_soffice if os.path.isfile(settings.office_soffice)
                          else None)
     return shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def render_status(settings: IngestSettings) -> str:
+    """How office pages get rendered here, for ``mmrag info``."""
+    if not settings.office_renders:
+        return "off (ingest.office_renders)"
+    exe = soffice(settings)
+    return f"LibreOffice ({exe})" if exe else \
+        "none: LibreOffice (soffice) not found, office documents are indexed without renders"
 
 
 def warn_missing() -> None:

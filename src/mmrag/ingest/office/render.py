@@ -18,7 +18,7 @@ from ...types import Blob
 from ..base import Piece
 from ..pdf import load_pdf, pdfium_lock
 
-__all__ = ["PageLocator", "page_pieces", "page_texts"]
+__all__ = ["PageLocator", "page_pieces", "page_texts", "words"]
 
 log = logging.getLogger(__name__)
 
