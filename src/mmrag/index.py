@@ -346,7 +346,8 @@ class Index:
     def delete(self, targets: str | Path | Iterable[str | Path]) -> int:
         """Delete documents by doc id, by source path/URL, or every source under a folder.
 
-        Returns how many sources were removed; items go once no source refers to them.
+        Returns how many sources were removed; items go once no source refers to them,
+        and so do the attachments of a removed e-mail (counted among the sources).
         """
         if isinstance(targets, (str, Path)):
             targets = [targets]

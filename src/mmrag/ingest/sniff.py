@@ -176,7 +176,7 @@ def _is_email(text: str) -> bool:
     """An RFC 822 message: every line before the first blank one is a header field or a
     continuation, with two or more mail fields among them, one of them ``From:``,
     ``Received:``, ``Message-ID:``, ``MIME-Version:``... (an mbox ``From `` line may lead)."""
-    lines = text.lstrip("\ufeff").split("\n")
+    lines = text.lstrip("\ufeff\r\n").split("\n")
     if lines and lines[0].startswith("From ") and len(lines) > 1:
         lines = lines[1:]
     fields: set[str] = set()
