@@ -93,3 +93,25 @@ def test_rtf_converts_and_loads():
     pieces = pieces_of(rtf)
     assert any("Albatross rtf memo" in p.text for p in pieces if p.modality == "text")
     assert [p.page for p in pages(pieces)] == [1]
+
+
+def test_odp_and_ods_written_by_libreoffice():
+    odp = convert(make_pptx(hidden=2), "pptx", "odp", "/in/doc", SETTINGS)
+    assert sniff(odp, "deck.pptx") == c.ODP
+    pieces = pieces_of(odp)
+    assert [p.page for p in pages(pieces)] == [1, 3]  # the hidden slide has no render
+    notes = next(p for p in pieces if p.metadata.get("part") == "notes")
+    assert notes.page == 2 and "pelican pilot" in notes.text and notes.metadata["hidden"]
+    assert not any("pelican" in p.text for p in pieces if p.metadata.get("part") == "slide")
+    table = next(p for p in pieces if p.metadata.get("table"))
+    assert table.page == 2 and "| canoes | green | 95 |" in table.text
+    assert any(p.modality == "image" and p.page == 3 for p in pieces)
+
+    ods = convert(make_xlsx(long_rows=5), "xlsx", "ods", "/in/doc", SETTINGS)
+    assert sniff(ods, "book.xlsx") == c.ODS
+    pieces = pieces_of(ods)
+    assert [p.page for p in pages(pieces)] == [1, 3]
+    summary = next(p for p in pieces if p.metadata.get("sheet") == "Summary"
+                   and p.metadata.get("table"))
+    assert "| Total | 707.8 |" in summary.text  # the value LibreOffice computed and saved
+    assert not any("walrus" in p.text for p in pieces)

@@ -77,7 +77,7 @@ def parse_odf(blob: Blob, settings: IngestSettings) -> Structure:
         if (sheet := body.find("office:spreadsheet", _NS)) is not None:
             return _spreadsheet(sheet, content, zf, blob.uri, settings, meta)
         if (deck := body.find("office:presentation", _NS)) is not None:
-            return _presentation(deck, zf, blob.uri, settings, meta)
+            return _presentation(deck, content, zf, blob.uri, settings, meta)
         doc = body.find("office:text", _NS)
         if doc is None:
             raise IngestError(blob.uri, "OpenDocument of a kind this index does not read")
@@ -273,46 +273,66 @@ def _headers_footers(zf: zipfile.ZipFile, settings: IngestSettings) -> list[Piec
 # --- presentations ----------------------------------------------------------------------
 
 
-def _presentation(deck: ET.Element, zf: zipfile.ZipFile, uri: str,
+def _presentation(deck: ET.Element, content: ET.Element, zf: zipfile.ZipFile, uri: str,
                   settings: IngestSettings, meta: dict[str, Any]) -> Structure:
+    hidden_styles = {st.get(_q("style:name")) for st in content.iter(_q("style:style"))
+                     if any(pp.get(_q("presentation:visibility")) == "hidden"
+                            for pp in st.iter(_q("style:drawing-page-properties")))}
     pieces: list[Piece] = []
     units: list[tuple[int, set[str]]] = []
     slides = deck.findall("draw:page", _NS)
     for number, page in enumerate(slides, 1):
-        units.append((number, set()))
-        pieces += _slide(page, number, zf, uri, settings)
+        hidden = page.get(_q("draw:style-name")) in hidden_styles
+        if not hidden:  # LibreOffice prints shown slides only
+            units.append((number, set()))
+        found = _slide(page, number, zf, uri, settings)
+        for piece in found if hidden else []:
+            piece.metadata["hidden"] = True
+        pieces += found
     return Structure(pieces, "slides", {**meta, "slides": len(slides)}, units)
+
+
+def _shapes(el: ET.Element) -> Iterator[ET.Element]:
+    """A slide's shapes, groups opened, its speaker notes left out."""
+    for child in el:
+        if child.tag == _q("presentation:notes"):
+            continue
+        if child.tag == _q("draw:g"):
+            yield from _shapes(child)
+        else:
+            yield child
 
 
 def _slide(page: ET.Element, number: int, zf: zipfile.ZipFile, uri: str,
            settings: IngestSettings) -> list[Piece]:
-    title, body, later = "", [], []
-    for frame in page.iter(_FRAME):
-        kind = frame.get(_q("presentation:class"), "")
-        if kind == "title":
-            title = " ".join(inline_text(p) for p in frame.iter(_P)).strip()
+    shapes = list(_shapes(page))
+    title = ""
+    for shape in shapes:
+        if shape.tag == _FRAME and shape.get(_q("presentation:class")) == "title":
+            title = " ".join(" ".join(inline_text(p).split()) for p in shape.iter(_P))
     base = {"slide": number, "slide_title": title, "part": "slide"}
-    for frame in page.findall(".//draw:frame", _NS):
-        kind = frame.get(_q("presentation:class"), "")
-        if kind == "title":
+    body: list[str] = []
+    later: list[Piece] = []
+    for shape in shapes:
+        if shape.tag == _FRAME and shape.get(_q("presentation:class")) == "title":
             continue
-        for table in frame.iter(_TABLE):
+        for table in shape.iter(_TABLE):
             later += table_pieces(table_rows(table), settings, page=number, section=title,
                                   metadata=base)
-        for image in frame.iter(_IMAGE):
+        for image in shape.iter(_IMAGE):
             data = _member(zf, image.get(_q("xlink:href"), ""))
             later += picture_pieces(data, uri, settings, page=number, section=title,
                                     metadata=base)
-        if frame.find(".//table:table", _NS) is None:
-            body += [" ".join(inline_text(p).split()) for p in frame.iter(_P)]
-    for shape in page:  # custom shapes and text boxes outside frames
-        if shape.tag != _FRAME and shape.tag != _q("presentation:notes"):
+        if shape.find(".//table:table", _NS) is None:
             body += [" ".join(inline_text(p).split()) for p in shape.iter(_P)]
     text = "\n".join([title, *[b for b in body if b]]).strip()
     pieces = _marked(text, "slide", title, settings, number, base) if text else []
     notes = page.find("presentation:notes", _NS)
     if notes is not None:
-        said = "\n".join(" ".join(inline_text(p).split()) for p in notes.iter(_P)).strip()
+        said = "\n".join(" ".join(inline_text(p).split())
+                         for frame in notes.iter(_FRAME)
+                         if frame.get(_q("presentation:class")) == "notes"
+                         for p in frame.iter(_P)).strip()
         if said:
             pieces += _marked(f"Speaker notes\n{said}", "notes", title, settings, number,
                               {**base, "part": "notes"})
