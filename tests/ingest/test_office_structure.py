@@ -126,3 +126,24 @@ def test_odt_headings_and_spanned_table(plain):
     assert prose.section == "Tide Tables"
     [table] = tables(pieces)
     assert "| Brest spring tide | Brest spring tide |" in table.text
+
+
+def test_pptx_drawn_shapes_are_named(plain):
+    """A diagram of shapes is findable by what it is drawn with."""
+    import io
+
+    import pptx
+    from pptx.enum.shapes import MSO_SHAPE
+    from pptx.util import Inches
+
+    prs = pptx.Presentation()
+    slide = prs.slides.add_slide(prs.slide_layouts[6])
+    oval = slide.shapes.add_shape(MSO_SHAPE.OVAL, Inches(1), Inches(1), Inches(1), Inches(1))
+    star = slide.shapes.add_shape(MSO_SHAPE.STAR_5_POINT, Inches(3), Inches(1), Inches(1),
+                                  Inches(1))
+    slide.shapes.add_group_shape([oval, star])
+    buf = io.BytesIO()
+    prs.save(buf)
+    [piece] = pieces_of(buf.getvalue(), c.PPTX, plain)
+    assert piece.page == 1
+    assert piece.text.endswith("Drawn shapes: oval, star 5 point; 1 group of shapes")

@@ -121,6 +121,9 @@ def _slide(slide: Any, number: int, hidden: bool, uri: str,
             later += _picture(shape, number, title, base, uri, settings)
         elif shape.has_text_frame:
             body += _lines(shape, kind in ("BODY", "OBJECT", "VERTICAL_BODY"))
+    drawn = _drawn(slide.shapes)
+    if drawn:
+        body.append(drawn)
     pieces = _texts("\n".join(body), number, title, {**base, "part": "slide"}, settings)
     if footer:
         pieces += _texts("Slide footer\n" + "\n".join(footer), number, title,
@@ -130,6 +133,34 @@ def _slide(slide: Any, number: int, hidden: bool, uri: str,
         pieces += _texts(f"Speaker notes\n{notes}", number, title, {**base, "part": "notes"},
                          settings)
     return pieces + later
+
+
+def _drawn(shapes: Any) -> str:
+    """A line naming the drawn shapes (ovals, pentagons, arrows...) and groups of a slide:
+    a diagram made of shapes has no other words for what it looks like."""
+    kinds: list[str] = []
+    groups = 0
+
+    def visit(group: Any) -> None:
+        nonlocal groups
+        for shape in group:
+            if hasattr(shape, "shapes"):
+                groups += 1
+                visit(shape.shapes)
+                continue
+            try:
+                kind = shape.auto_shape_type
+            except Exception:  # not an auto shape (picture, text box, table...)
+                continue
+            name = str(getattr(kind, "name", "") or "").lower().replace("_", " ")
+            if name and name not in kinds:
+                kinds.append(name)
+
+    visit(shapes)
+    if not kinds or kinds == ["rectangle"] and not groups:
+        return ""  # plain boxes say nothing a reader would search for
+    line = "Drawn shapes: " + ", ".join(kinds)
+    return line + (f"; {groups} group{'s' if groups > 1 else ''} of shapes" if groups else "")
 
 
 def _texts(text: str, page: int, section: str, meta: dict[str, Any],
