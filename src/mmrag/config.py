@@ -42,6 +42,10 @@ class IngestSettings(BaseModel):
     pdf_password: str | None = None
     pdf_figures: bool = Field(
         True, description="extract embedded images and figure regions as image items")
+    visual_facets: bool = Field(
+        True, description="read images, page renders and figures for what only pixels "
+        "carry: bar/line charts as a table and sentences, chart/table/formula/picture "
+        "facets, colour names, orientation; added to the item's text and metadata")
     batch_size: int = Field(16, ge=1, description="documents committed per store write")
     ocr: Literal["auto", "always", "never"] = Field(
         "auto", description="auto: OCR images and PDF pages whose text layer is unusable; "

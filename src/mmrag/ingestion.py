@@ -26,6 +26,7 @@ from .ingest import load, resolve
 from .ingest.attachments import child_blob, child_doc_id, is_attachment, plausible
 from .ingest.audio import SAMPLE_RATE
 from .ingest.base import Piece
+from .ingest.facets import describe
 from .ingest.media import MediaStore
 from .ingest.privacy import mask_text, protect
 from .progress import Progress
@@ -188,6 +189,8 @@ class Ingestion:
                 shown = protect(piece, self.settings.privacy, self.privacy)
             with stage("caption"):
                 self._caption(piece)
+            with stage("facets"):
+                self._facets(piece)
             idx = len(doc.items)
             doc.items.append(self._item(doc, piece, metadata))
             self._write_media(doc, idx, piece)
@@ -268,6 +271,20 @@ class Ingestion:
             piece.text = f"{piece.text}\n{caption}".strip()
             piece.metadata["generated_caption"] = caption
             piece.metadata["caption_model"] = self.captioner.model_name
+
+    def _facets(self, piece: Piece) -> None:
+        """Charts, kind facets, colours and orientation of a picture or page render, as
+        text and metadata (see ingest/facets.py); its OCR lines are dropped after."""
+        lines, piece.ocr = piece.ocr, None
+        if (not self._ingest.visual_facets or piece.image is None
+                or piece.modality not in ("image", "page")):
+            return
+        found = describe(piece.image, lines.lines if lines is not None else (),
+                         lines.rotation if lines is not None else 0)
+        extra = mask_text(found.text(), self.settings.privacy, self.privacy)
+        if extra:
+            piece.text = f"{piece.text}\n{extra}".strip()
+        piece.metadata.update(found.metadata())
 
     def _item(self, doc: _Doc, piece: Piece, metadata: dict[str, Any]) -> Item:
         blob = doc.blob

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -16,6 +16,9 @@ from PIL import Image
 from ..config import IngestSettings
 from ..registry import Registry
 from ..types import Blob
+
+if TYPE_CHECKING:
+    from .ocr import OCRResult
 
 
 @dataclass(slots=True)
@@ -38,6 +41,9 @@ class Piece:
     media_ext: str = ""
     audio: np.ndarray | None = None  # an audio clip, 16 kHz mono float32, for audio encoders
     metadata: dict[str, Any] = field(default_factory=dict)
+    # the text read off ``image`` with its boxes, in ``image`` pixels: OCR, or a PDF text
+    # layer's lines (engine "text"); read by the chart and facet step, never stored
+    ocr: OCRResult | None = None
 
 
 class Loader(Protocol):

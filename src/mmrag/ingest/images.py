@@ -37,7 +37,7 @@ from ..errors import IngestError, MissingDependencyError, MmragError
 from ..timing import stage
 from ..types import Blob
 from .base import Piece, loaders
-from .ocr import ocr_image
+from .ocr import OCRResult, ocr_image
 
 __all__ = ["EXTENSIONS", "load_image", "name_words", "to_rgb"]
 
@@ -296,27 +296,29 @@ def load_image(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
             else:
                 media, ext = blob.data, EXTENSIONS.get(fmt, fmt.lower() or "bin")
             piece_text = text
-            ocr_text = _ocr_text(rgb, settings, blob.uri)
+            ocr = _ocr(rgb, settings, blob.uri)
+            ocr_text = ocr.text if ocr is not None else ""
             if ocr_text:
                 piece_text = f"{text}\n{ocr_text}" if text else ocr_text
                 meta["ocr_text"] = ocr_text
                 meta["origin"] = "ocr"
             yield Piece(modality="image", text=piece_text, page=index + 1, image=rgb,
-                        media=media, media_ext=ext, metadata=meta)
+                        media=media, media_ext=ext, metadata=meta, ocr=ocr)
 
 
-def _ocr_text(img: Image.Image, settings: IngestSettings, uri: str) -> str:
-    """The image's OCR text ("" when OCR is off, the image is tiny or the engine fails)."""
+def _ocr(img: Image.Image, settings: IngestSettings, uri: str) -> OCRResult | None:
+    """The image's OCR lines (None when OCR is off or the engine fails; empty for a tiny
+    image); their boxes are kept for the chart reader."""
     if settings.ocr == "never":
-        return ""
+        return None
     try:
         with stage("ocr"):
-            return ocr_image(img, settings).text
+            return ocr_image(img, settings)
     except MmragError:
         raise  # misconfiguration (unknown engine, missing extra) must be seen
     except Exception as exc:  # the image itself is still worth indexing
         log.warning("%s: OCR failed, image kept without it: %s", uri, _one_line(exc))
-        return ""
+        return None
 
 
 def _one_line(exc: BaseException) -> str:

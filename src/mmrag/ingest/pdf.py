@@ -27,8 +27,17 @@ from ..errors import IngestError, MmragError
 from ..timing import bind, stage
 from ..types import Blob
 from .base import Piece, loaders
-from .figures import extract_figures
-from .ocr import OCRResult, is_garbled, line_spans, needs_ocr, ocr_image, ocr_workers, union_bbox
+from .figures import extract_figures, page_lines
+from .ocr import (
+    OCRLine,
+    OCRResult,
+    is_garbled,
+    line_spans,
+    needs_ocr,
+    ocr_image,
+    ocr_workers,
+    union_bbox,
+)
 from .text import text_pieces
 
 __all__ = ["load_pdf", "pdfium_lock"]
@@ -101,9 +110,10 @@ def _has_images(page: Any) -> bool:
 
 def _read_page(pdf: Any, index: int, scale: float, uri: str,
                settings: IngestSettings | None = None
-               ) -> tuple[str, Any, float, float, bool, list[Piece]]:
-    """Text, render (or None), size in points, whether it has raster images, and its
-    figures (when ``settings.pdf_figures``), of one page; the page is closed after."""
+               ) -> tuple[str, Any, float, float, bool, list[Piece], OCRResult | None]:
+    """Text, render (or None), size in points, whether it has raster images, its
+    figures (when ``settings.pdf_figures``) and its text-layer lines in render pixels
+    (when ``settings.visual_facets``), of one page; the page is closed after."""
     page = pdf[index]
     textpage = None
     try:
@@ -125,7 +135,15 @@ def _read_page(pdf: Any, index: int, scale: float, uri: str,
                 figures = extract_figures(page, index + 1, text, settings, render=image,
                                           render_scale=scale, textpage=textpage)
             images = _has_images(page)
-        return text, image, width, height, images, figures
+        lines = None
+        if settings is not None and settings.visual_facets and textpage is not None:
+            with stage("parse"):
+                try:
+                    lines = page_lines(textpage, page, scale)
+                except Exception as exc:  # facets are extra; the page goes on without
+                    log.debug("%s: page %d text lines unavailable: %s", uri, index + 1,
+                              _one_line(exc))
+        return text, image, width, height, images, figures, lines
     finally:
         if textpage is not None:
             textpage.close()
@@ -166,7 +184,8 @@ def _ocr_page(img: Any, settings: IngestSettings, uri: str, page: int) -> OCRRes
 
 def _page_pieces(index: int, text: str, image: Any, ocr_img: Any, ocr: OCRResult | None,
                  width: float, height: float, meta: dict[str, Any],
-                 settings: IngestSettings) -> Iterator[Piece]:
+                 settings: IngestSettings, text_lines: OCRResult | None = None
+                 ) -> Iterator[Piece]:
     page_no = index + 1
     origin = "text"
     lines: list[Any] = []
@@ -179,8 +198,9 @@ def _page_pieces(index: int, text: str, image: Any, ocr_img: Any, ocr: OCRResult
                                  "origin": origin}
         if origin == "ocr" and ocr is not None and ocr.rotation:
             extra["ocr_rotation"] = ocr.rotation
+        seen = _in_render(ocr, ocr_img, image) if origin == "ocr" else text_lines
         yield Piece(modality="page", text=text, page=page_no, image=image, media_ext="png",
-                    metadata={**meta, **extra})
+                    metadata={**meta, **extra}, ocr=seen)
     chunk_meta = {**meta, "origin": origin}
     with stage("chunk"):
         chunks = list(text_pieces(text, None, settings, page=page_no, metadata=chunk_meta))
@@ -195,6 +215,16 @@ def _page_pieces(index: int, text: str, image: Any, ocr_img: Any, ocr: OCRResult
     for piece in chunks:
         piece.bbox = union_bbox(lines, spans, piece.chunk_start, piece.chunk_end, to_page)
         yield piece
+
+
+def _in_render(ocr: OCRResult | None, ocr_img: Any, image: Any) -> OCRResult | None:
+    """OCR lines moved from the OCR render's pixels to the page render's."""
+    if ocr is None or ocr_img is None or ocr_img is image:
+        return ocr
+    sx, sy = image.width / ocr_img.width, image.height / ocr_img.height
+    return OCRResult([OCRLine(ln.text, (ln.bbox[0] * sx, ln.bbox[1] * sy, ln.bbox[2] * sx,
+                                        ln.bbox[3] * sy), ln.confidence) for ln in ocr.lines],
+                     ocr.rotation, ocr.engine)
 
 
 @loaders.register("pdf")
@@ -222,7 +252,7 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
         for index in range(count):
             try:
                 with pdfium_lock:
-                    text, image, width, height, images, figures = _read_page(
+                    text, image, width, height, images, figures, lines = _read_page(
                         pdf, index, scale, blob.uri, settings)
                     ocr_img = None
                     if mode == "always" or (mode == "auto"
@@ -237,7 +267,8 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
                 if pool is None:
                     pool = ThreadPoolExecutor(workers, thread_name_prefix="mmrag-ocr")
                 future = pool.submit(bind(_ocr_page), ocr_img, settings, blob.uri, index + 1)
-            pending.append((index, (text, image, ocr_img, width, height, figures), future))
+            pending.append((index, (text, image, ocr_img, width, height, figures, lines),
+                            future))
             while pending and (len(pending) > window or pending[0][2] is None
                                or pending[0][2].done()):
                 yield from _emit(pending.popleft(), meta, settings)
@@ -252,9 +283,10 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
 
 def _emit(item: tuple[int, tuple[Any, ...], Future[OCRResult | None] | None],
           meta: dict[str, Any], settings: IngestSettings) -> Iterator[Piece]:
-    index, (text, image, ocr_img, width, height, figures), future = item
+    index, (text, image, ocr_img, width, height, figures, lines), future = item
     ocr = future.result() if future is not None else None
-    yield from _page_pieces(index, text, image, ocr_img, ocr, width, height, meta, settings)
+    yield from _page_pieces(index, text, image, ocr_img, ocr, width, height, meta, settings,
+                            lines)
     for fig in figures:
         yield _with_ocr(fig, meta, settings)
 
@@ -276,4 +308,5 @@ def _with_ocr(fig: Piece, meta: dict[str, Any], settings: IngestSettings) -> Pie
     if found is not None and found.text.strip():
         fig.text = f"{fig.text}\n{found.text}".strip()
         fig.metadata["ocr_text"] = found.text
+        fig.ocr = found  # a raster chart's labels exist only as pixels
     return fig

@@ -34,7 +34,7 @@ from ..timing import stage
 from ..types import Blob
 from .audio import clock, media_error, open_container, sound_pieces
 from .base import Piece, loaders
-from .images import _ocr_text as ocr_text
+from .images import _ocr as read_text
 
 __all__ = ["SceneSampler", "load_video"]
 
@@ -157,10 +157,12 @@ def _frame_piece(ordinal: int, start: float, end: float, img: Image.Image,
                             "timestamp": clock(start), "width": img.width,
                             "height": img.height, "origin": "video_frame"}
     # Slides and captions on screen are read like any image (ingest.ocr decides).
-    text = ocr_text(img, settings, blob.uri)
+    ocr = read_text(img, settings, blob.uri)
+    text = ocr.text if ocr is not None else ""
     if text:
         meta["ocr_text"] = text
-    return Piece(modality="image", text=text, page=ordinal, image=img, metadata=meta)
+    return Piece(modality="image", text=text, page=ordinal, image=img, metadata=meta,
+                 ocr=ocr)
 
 
 def _frame_pieces(container: Any, blob: Blob, settings: IngestSettings,
