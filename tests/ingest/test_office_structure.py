@@ -147,3 +147,24 @@ def test_pptx_drawn_shapes_are_named(plain):
     [piece] = pieces_of(buf.getvalue(), c.PPTX, plain)
     assert piece.page == 1
     assert piece.text.endswith("Drawn shapes: oval, star 5 point; 1 group of shapes")
+
+
+def test_docx_content_controls_are_read(plain):
+    """Text inside a content control (w:sdt: cover pages, tables of contents)."""
+    import io
+
+    import docx
+    from docx.oxml import parse_xml
+
+    doc = docx.Document()
+    doc.add_paragraph("Body text after the cover.")
+    sdt = parse_xml(
+        '<w:sdt xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        '<w:sdtContent><w:p><w:r><w:t>Cover page of the albatross survey</w:t></w:r></w:p>'
+        '</w:sdtContent></w:sdt>')
+    doc.element.body.insert(0, sdt)
+    buf = io.BytesIO()
+    doc.save(buf)
+    pieces = pieces_of(buf.getvalue(), c.DOCX, plain)
+    text = "\n".join(p.text for p in pieces)
+    assert text.index("albatross survey") < text.index("Body text after")

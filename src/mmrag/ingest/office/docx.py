@@ -58,7 +58,7 @@ def parse_docx(blob: Blob, settings: IngestSettings) -> Structure:
     meta = core_metadata(doc.core_properties)
     flow = Flow()
     rendered_breaks = bool(doc.element.body.xpath(".//w:lastRenderedPageBreak"))
-    for block in doc.iter_inner_content():
+    for block in blocks(doc.element.body, doc._body):
         if hasattr(block, "rows"):
             flow.table(table_rows(block))
             _pictures(block._tbl, doc.part, flow)
@@ -68,6 +68,22 @@ def parse_docx(blob: Blob, settings: IngestSettings) -> Structure:
     pieces += _headers_footers(doc, settings)
     pieces += _notes(doc, settings)
     return Structure(pieces, "flow", meta)
+
+
+def blocks(element: Any, parent: Any) -> Iterator[Any]:
+    """Paragraphs and tables in order, also those inside content controls (``w:sdt``:
+    cover pages, tables of contents), which python-docx's own iteration skips."""
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    for child in element.iterchildren():
+        if child.tag == f"{_W}p":
+            yield Paragraph(child, parent)
+        elif child.tag == f"{_W}tbl":
+            yield Table(child, parent)
+        elif child.tag == f"{_W}sdt":
+            for content in child.iterchildren(f"{_W}sdtContent"):
+                yield from blocks(content, parent)
 
 
 def _paragraph(par: Any, flow: Flow, part: Any, rendered_breaks: bool) -> None:
