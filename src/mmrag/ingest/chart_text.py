@@ -8,6 +8,7 @@ text, so "which month peaks" or "what falls after March" find the chart.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ __all__ = ["Chart", "Series", "category_unit"]
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december"]
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_QUARTER = re.compile(r"^(?:q[1-4]|[1-4]q)(?:[\s'’-]*\d{2,4})?$", re.I)
+_QUARTER = re.compile(r"^(?:q[1-4]|[1-4]q)(?:[\s'’-]*\d{2,4})?$", re.IGNORECASE)
 _YEAR = re.compile(r"^(?:19|20)\d{2}$")
 
 
@@ -69,6 +70,7 @@ class Chart:
     series: list[Series]
     title: str = ""
     value_label: str = ""  # the value axis title
+    category_label: str = ""  # the category axis title
     unit: str = ""  # what a category is: month, quarter, year, day or ""
     affix: tuple[str, str] = ("", "")  # currency prefix / % or k suffix of the labels
     step: float = 0.0  # value between two axis labels
@@ -111,7 +113,7 @@ class Chart:
             if s.name:
                 names.append(s.name)
             elif len(self.series) == 1:
-                names.append(subject or self.title or "the value")
+                names.append(subject or self.title or "Value")
             else:
                 same = [t for t in self.series if t.color == s.color]
                 names.append(f"{s.color} series" + (f" {same.index(s) + 1}"
@@ -125,8 +127,9 @@ class Chart:
 
     def table(self) -> str:
         """Markdown table: a row per category, a column per series."""
-        head = self.value_label if len(self.series) == 1 and self.value_label else None
-        first = self.unit.capitalize() or "Category"
+        head = self.value_label if len(self.series) == 1 and not self.series[0].name \
+            and self.value_label else None
+        first = (self.category_label or self.unit.capitalize() or "Category").replace("|", "/")
         cols = [head or n for n in self.series_names()] if len(self.series) == 1 \
             else self.series_names()
         lines = ["| " + " | ".join([first, *cols]) + " |",
@@ -151,25 +154,40 @@ class Chart:
         return True
 
     def sentences(self) -> list[str]:
+        """Each fact once, each name as few times as it can: a series is named in its
+        first sentence and is "It" after, and with more than three series the pairwise
+        comparisons give way to which series leads in which categories (repeating names
+        would weigh them in BM25 beyond what the chart says)."""
         out: list[str] = []
         names = self.series_names()
-        every = f"every {self.unit}" if self.unit else "every category"
         for name, s in list(zip(names, self.series, strict=True))[:6]:
-            out += self._extremes(name, s)
+            said = self._extremes(s)
             if self._ordered():
-                out += self._trend(name, s, every)
-        if 2 <= len(self.series) <= 6:
-            out += self._compare(names, every)
-        if self.kind == "bar" and 2 <= len(self.series) and len(self.categories) <= 12:
-            for i, cat in enumerate(self.categories):
-                vals = [(s.values[i], n) for s, n in zip(self.series, names, strict=True)
-                        if s.values[i] is not None]
-                if len(vals) >= 2:
-                    v, n = max(vals, key=lambda p: p[0])  # type: ignore[arg-type,return-value]
-                    out.append(f"In {self._label(cat)}, {n} is highest ({self.fmt(v)}).")
+                said += self._trend(s, f"every {self.unit}" if self.unit else "at every step")
+            out += [f"{name if i == 0 else 'It'} {text}." for i, text in enumerate(said)]
+        if 2 <= len(self.series) <= 3:
+            out += self._compare(names, f"every {self.unit}" if self.unit
+                                 else "every category")
+        if self.kind == "bar" and len(self.series) >= 2:
+            out += self._leaders(names)
         return out
 
-    def _extremes(self, name: str, s: Series) -> list[str]:
+    def _leaders(self, names: list[str]) -> list[str]:
+        """"A is highest in X and Y; B in Z.": the series on top in each category."""
+        won: dict[str, list[str]] = {}
+        for i, cat in enumerate(self.categories):
+            vals = [(s.values[i], n) for s, n in zip(self.series, names, strict=True)
+                    if s.values[i] is not None]
+            if len(vals) >= 2:
+                top = max(vals, key=lambda p: p[0])  # type: ignore[arg-type,return-value]
+                won.setdefault(top[1], []).append(self._label(cat))
+        if not won:
+            return []
+        parts = [f"{n} {'is highest' if i == 0 else ''} in {_join(cats)}".replace("  ", " ")
+                 for i, (n, cats) in enumerate(won.items())]
+        return ["; ".join(parts) + "."]
+
+    def _extremes(self, s: Series) -> list[str]:
         pts = [(v, c) for v, c in zip(s.values, self.categories, strict=True) if v is not None]
         if len(pts) < 2:
             return []
@@ -177,27 +195,27 @@ class Chart:
         top = max(v for v, _ in pts)
         low = min(v for v, _ in pts)
         if top - low <= eps:
-            return [f"{name} stays level at about {self.fmt(top)}."]
+            return [f"stays level at about {self.fmt(top)}"]
         peaks = [self._label(c) for v, c in pts if v >= top - eps / 2]
         lows = [self._label(c) for v, c in pts if v <= low + eps / 2]
-        return [f"{name} peaks in {_join(peaks)} ({self.fmt(top)}).",
-                f"{name} is lowest in {_join(lows)} ({self.fmt(low)})."]
+        return [f"peaks in {_join(peaks)} ({self.fmt(top)})",
+                f"is lowest in {_join(lows)} ({self.fmt(low)})"]
 
-    def _trend(self, name: str, s: Series, every: str) -> list[str]:
+    def _trend(self, s: Series, every: str) -> list[str]:
         pts = [(v, self._label(c)) for v, c in zip(s.values, self.categories, strict=True)
                if v is not None]
         if len(pts) < 3:
             return []
         eps = self._eps()
         signs = [0 if abs(b[0] - a[0]) <= eps else (1 if b[0] > a[0] else -1)
-                 for a, b in zip(pts, pts[1:], strict=False)]
+                 for a, b in itertools.pairwise(pts)]
         first, last = pts[0], pts[-1]
         span = (f"from {self.fmt(first[0])} in {first[1]} to {self.fmt(last[0])} "
                 f"in {last[1]}")
         if all(x > 0 for x in signs):
-            return [f"{name} rises {every}, {span}."]
+            return [f"rises {every}, {span}"]
         if all(x < 0 for x in signs):
-            return [f"{name} falls {every}, {span}."]
+            return [f"falls {every}, {span}"]
         runs, start = [], 0
         for i in range(1, len(signs) + 1):
             if i == len(signs) or signs[i] != signs[start]:
@@ -206,15 +224,14 @@ class Chart:
                 start = i
         runs = sorted(runs, reverse=True)[:3]
         runs.sort(key=lambda r: [p[1] for p in pts].index(r[2]))
-        return [f"{name} {'rises' if sign > 0 else 'falls'} from {a} to {b}."
+        return [f"{'rises' if sign > 0 else 'falls'} from {a} to {b}"
                 for _, sign, a, b in runs]
 
     def _compare(self, names: list[str], every: str) -> list[str]:
         out = []
         eps = self._eps()
         verb = "above" if self.kind == "line" else "higher than"
-        for i, j in ((i, j) for i in range(len(self.series))
-                     for j in range(i + 1, len(self.series))):
+        for i, j in itertools.combinations(range(len(self.series)), 2):
             a, b = self.series[i], self.series[j]
             pairs = [(x, y, c) for x, y, c in zip(a.values, b.values, self.categories,
                                                   strict=True)
@@ -241,14 +258,14 @@ class Chart:
             head += f' "{self.title}"'
         if self.value_label:
             head += f"; values: {self.value_label}"
-        if len(self.series) > 1:
-            head += "; series: " + ", ".join(self.series_names())
+        if self.category_label:
+            head += f"; by {self.category_label}"
         return "\n".join([head, " ".join(self.sentences()), self.table()])
 
     def to_dict(self) -> dict[str, Any]:
         """The numbers as JSON-friendly data, for ``Item.metadata["charts"]``."""
         return {"kind": self.kind, "title": self.title, "value_label": self.value_label,
-                "categories": self.categories,
+                "category_label": self.category_label, "categories": self.categories,
                 "series": [{"name": n, "color": s.color,
                             "values": [None if v is None else round(v, 4) for v in s.values]}
                            for n, s in zip(self.series_names(), self.series, strict=True)]}
