@@ -97,7 +97,7 @@ def _print_timings(timings: dict[str, float], total: float) -> None:
     """Seconds per stage, largest first; stages inside ``load`` are indented."""
     from rich.table import Table
 
-    inner = {"parse", "chunk", "render", "figures", "ocr"}
+    inner = {"parse", "chunk", "render", "figures", "tables", "ocr"}
     table = Table("stage", "seconds", "share", title=f"where {total:.1f}s went")
     for name, sec in sorted(timings.items(), key=lambda kv: -kv[1]):
         label = f"  {name}" if name in inner else name

@@ -42,6 +42,9 @@ class IngestSettings(BaseModel):
     pdf_password: str | None = None
     pdf_figures: bool = Field(
         True, description="extract embedded images and figure regions as image items")
+    pdf_tables: bool = Field(
+        True, description="text-layer PDFs: ruled tables as Markdown table items "
+        "(pdfplumber, mmrag[tables]); only pages that draw ruling lines are parsed")
     visual_facets: bool = Field(
         True, description="read images, page renders and figures for what only pixels "
         "carry: bar/line charts as a table and sentences, chart/table/formula/picture "

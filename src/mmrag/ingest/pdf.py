@@ -11,6 +11,11 @@ in PDF points with the origin at the page's TOP-LEFT corner (x right, y down, li
 render). Every text chunk has ``metadata["origin"]`` = ``"ocr"`` or ``"text"``. Pages are
 OCR'd in a thread pool (``ingest.ocr_workers``) with a look-ahead of a few pages, so pages
 still stream in order and memory stays flat.
+
+Tables (``ingest.pdf_tables``): a page with a text layer that draws ruling lines is read
+again by pdfplumber's table finder (:mod:`~mmrag.ingest.pdf_tables`); each table becomes
+Markdown text pieces (``metadata.table``) after the page's chunks. A table that runs on
+to the next page is held back one page and joined (``metadata.table_pages``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from .ocr import (
     ocr_workers,
     union_bbox,
 )
+from .pdf_tables import PdfTable, TableFinder, TableJoiner, looks_ruled, table_items
 from .text import text_pieces
 
 __all__ = ["load_pdf", "pdfium_lock"]
@@ -110,10 +116,11 @@ def _has_images(page: Any) -> bool:
 
 def _read_page(pdf: Any, index: int, scale: float, uri: str,
                settings: IngestSettings | None = None
-               ) -> tuple[str, Any, float, float, bool, list[Piece], OCRResult | None]:
+               ) -> tuple[str, Any, float, float, bool, list[Piece], OCRResult | None, bool]:
     """Text, render (or None), size in points, whether it has raster images, its
-    figures (when ``settings.pdf_figures``) and its text-layer lines in render pixels
-    (when ``settings.visual_facets``), of one page; the page is closed after."""
+    figures (when ``settings.pdf_figures``), its text-layer lines in render pixels
+    (when ``settings.visual_facets``) and whether it draws ruling worth a table search
+    (when ``settings.pdf_tables``), of one page; the page is closed after."""
     page = pdf[index]
     textpage = None
     try:
@@ -143,7 +150,11 @@ def _read_page(pdf: Any, index: int, scale: float, uri: str,
                 except Exception as exc:  # facets are extra; the page goes on without
                     log.debug("%s: page %d text lines unavailable: %s", uri, index + 1,
                               _one_line(exc))
-        return text, image, width, height, images, figures, lines
+        ruled = False
+        if settings is not None and settings.pdf_tables and text.strip():
+            with stage("tables"):
+                ruled = looks_ruled(page, width, height)  # never raises
+        return text, image, width, height, images, figures, lines, ruled
     finally:
         if textpage is not None:
             textpage.close()
@@ -233,6 +244,8 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
     page's text chunks. A page that fails to render keeps its text chunks."""
     pdf = _open(blob, settings)
     pool: ThreadPoolExecutor | None = None
+    finder = TableFinder(blob.data, blob.uri, settings.pdf_password)
+    joiner = TableJoiner()
     try:
         with pdfium_lock:
             count = len(pdf)
@@ -252,7 +265,7 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
         for index in range(count):
             try:
                 with pdfium_lock:
-                    text, image, width, height, images, figures, lines = _read_page(
+                    text, image, width, height, images, figures, lines, ruled = _read_page(
                         pdf, index, scale, blob.uri, settings)
                     ocr_img = None
                     if mode == "always" or (mode == "auto"
@@ -262,19 +275,26 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
                 log.warning("%s: page %d could not be read, skipped: %s", blob.uri, index + 1,
                             _one_line(exc))
                 continue
+            tables: list[PdfTable] = []
+            if ruled:
+                with stage("tables"):  # pdfminer, not pdfium: outside the lock
+                    tables = finder.find(index)
             future = None
             if ocr_img is not None:
                 if pool is None:
                     pool = ThreadPoolExecutor(workers, thread_name_prefix="mmrag-ocr")
                 future = pool.submit(bind(_ocr_page), ocr_img, settings, blob.uri, index + 1)
-            pending.append((index, (text, image, ocr_img, width, height, figures, lines),
-                            future))
+            pending.append((index, (text, image, ocr_img, width, height, figures, lines,
+                                    tables), future))
             while pending and (len(pending) > window or pending[0][2] is None
                                or pending[0][2].done()):
-                yield from _emit(pending.popleft(), meta, settings)
+                yield from _emit(pending.popleft(), meta, settings, joiner)
         while pending:
-            yield from _emit(pending.popleft(), meta, settings)
+            yield from _emit(pending.popleft(), meta, settings, joiner)
+        for table in joiner.flush():
+            yield from table_items(table, settings, meta)
     finally:
+        finder.close()
         if pool is not None:  # an abandoned generator drops the queued OCR work
             pool.shutdown(wait=False, cancel_futures=True)
         with pdfium_lock:
@@ -282,11 +302,16 @@ def load_pdf(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
 
 
 def _emit(item: tuple[int, tuple[Any, ...], Future[OCRResult | None] | None],
-          meta: dict[str, Any], settings: IngestSettings) -> Iterator[Piece]:
-    index, (text, image, ocr_img, width, height, figures, lines), future = item
+          meta: dict[str, Any], settings: IngestSettings,
+          joiner: TableJoiner) -> Iterator[Piece]:
+    index, (text, image, ocr_img, width, height, figures, lines, tables), future = item
     ocr = future.result() if future is not None else None
     yield from _page_pieces(index, text, image, ocr_img, ocr, width, height, meta, settings,
                             lines)
+    # an OCR'd page's text layer was unusable: its tables are not trusted either
+    found = tables if ocr is None or not ocr.lines else []
+    for table in joiner.feed(index + 1, found):
+        yield from table_items(table, settings, meta)
     for fig in figures:
         yield _with_ocr(fig, meta, settings)
 

@@ -28,7 +28,8 @@ _WORD = re.compile(r"\w+")
 def page_pieces(pdf: bytes, uri: str, settings: IngestSettings) -> Iterator[Piece]:
     """The ``page`` pieces of ``pdf`` in page order (``ocr = "auto"`` reads no page: the
     native text is exact, and pictures are OCR'd as their own image pieces)."""
-    sub = settings.model_copy(update={"pdf_figures": False,
+    # only the renders are kept: the document's own structure already gave its tables
+    sub = settings.model_copy(update={"pdf_figures": False, "pdf_tables": False,
                                       "ocr": "never" if settings.ocr == "auto"
                                       else settings.ocr})
     for piece in load_pdf(Blob(uri=uri, data=pdf, mime="application/pdf"), sub):
