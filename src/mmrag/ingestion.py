@@ -190,10 +190,11 @@ class Ingestion:
             with stage("caption"):
                 self._caption(piece)
             with stage("facets"):
-                self._facets(piece)
+                readings = self._facets(piece)
             idx = len(doc.items)
             doc.items.append(self._item(doc, piece, metadata))
             self._write_media(doc, idx, piece)
+            doc.items.extend(self._item(doc, r, metadata) for r in readings)
             if shown is not None and image_encoders:
                 batch.append((idx, shown))
             if len(batch) >= self.settings.encode.batch_size:
@@ -272,19 +273,31 @@ class Ingestion:
             piece.metadata["generated_caption"] = caption
             piece.metadata["caption_model"] = self.captioner.model_name
 
-    def _facets(self, piece: Piece) -> None:
-        """Charts, kind facets, colours and orientation of a picture or page render, as
-        text and metadata (see ingest/facets.py); its OCR lines are dropped after."""
+    def _facets(self, piece: Piece) -> list[Piece]:
+        """Kind facets, colours and orientation of a picture or page render as one line
+        of its text and as metadata; each chart read off it as a text piece of its own
+        on the same page (see ingest/facets.py). Its OCR lines are dropped after.
+
+        Why a piece of its own: a chart's table and sentences are long, and appended to
+        the picture's OCR text they lengthen it, so BM25's length normalisation lowers
+        every match of the picture's own words; as a separate item they are found on
+        their own and the page still collects both."""
         lines, piece.ocr = piece.ocr, None
         if (not self._ingest.visual_facets or piece.image is None
                 or piece.modality not in ("image", "page")):
-            return
+            return []
         found = describe(piece.image, lines.lines if lines is not None else (),
                          lines.rotation if lines is not None else 0)
-        extra = mask_text(found.text(), self.settings.privacy, self.privacy)
+        extra = mask_text(found.line(), self.settings.privacy, self.privacy)
         if extra:
             piece.text = f"{piece.text}\n{extra}".strip()
         piece.metadata.update(found.metadata())
+        return [Piece(modality="text", text=mask_text(c.text(), self.settings.privacy,
+                                                      self.privacy),
+                      page=piece.page, section="chart", bbox=piece.bbox,
+                      metadata={"origin": "chart", "facets": ["chart", c.kind],
+                                "charts": [c.to_dict()]})
+                for c in found.charts]
 
     def _item(self, doc: _Doc, piece: Piece, metadata: dict[str, Any]) -> Item:
         blob = doc.blob

@@ -152,7 +152,7 @@ def test_a_page_scanned_sideways_is_marked_rotated_and_landscape():
 
 
 def _items(idx: Index) -> list[dict]:
-    rows = idx.store._table.search().select(["name", "modality", "metadata", "text"]) \
+    rows = idx.store._table.search().select(["name", "modality", "metadata", "text", "page"]) \
         .limit(None).to_arrow().to_pylist()
     return [{**r, "metadata": json.loads(r["metadata"])} for r in rows]
 
@@ -174,7 +174,13 @@ def test_index_finds_a_chart_by_what_it_shows_and_filters_by_facet(tmp_path):
         page = next(it for it in _items(idx) if it["name"] == "trend.pdf"
                     and it["modality"] == "page")
         assert page["metadata"]["charts"][0]["kind"] == "line"  # read from the text layer
-        assert "Revenue is above Costs in every month" in page["text"]
+        # the reading is an item of its own on the same page, so the page's own words
+        # keep their BM25 weight and the page still collects both
+        [chart] = [it for it in _items(idx) if it["name"] == "trend.pdf"
+                   and it["metadata"].get("origin") == "chart"]
+        assert chart["page"] == page["page"] and chart["modality"] == "text"
+        assert "Revenue is above Costs in every month" in chart["text"]
+        assert "Revenue is above Costs" not in page["text"]
 
 
 def test_visual_facets_off_adds_nothing(tmp_path):

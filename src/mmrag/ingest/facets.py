@@ -131,7 +131,11 @@ class Facets:
     rotation: int = 0
     charts: list[Any] = field(default_factory=list)
 
-    def text(self) -> str:
+    def line(self) -> str:
+        """The marked facet line alone (kinds, colours, orientation)."""
+        return self.text(charts=False)
+
+    def text(self, charts: bool = True) -> str:
         """The marked line (and chart readings) appended to the item's text."""
         parts = []
         if self.kinds:
@@ -142,7 +146,7 @@ class Facets:
             turned = f", text rotated {self.rotation} degrees" if self.rotation else ""
             parts.append(f"orientation: {self.orientation}{turned}")
         head = "; ".join(parts)
-        return "\n".join([head, *(c.text() for c in self.charts)]).strip()
+        return "\n".join([head, *(c.text() for c in self.charts if charts)]).strip()
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"facets": self.kinds, "colors": self.colors,
