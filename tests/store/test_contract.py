@@ -142,6 +142,18 @@ def test_bm25_finds_words_inside_cjk_runs(open_store, backend, data, text, query
     assert got.text == text  # the bigrams live in the terms column, not the shown text
 
 
+def test_bm25_stems_english_words(open_store, backend, data):
+    # Both backends stem English: a plural or a past tense in the text matches the
+    # query's base form, and the other way round.
+    store = open_store(backend)
+    store.add(data.items, data.vectors)
+    target = dataclasses.replace(data.items[0], id="stem",
+                                 text="The quarterly zorbinators were recalibrated twice")
+    store.add([target], {s: v[:1] for s, v in data.vectors.items()})
+    assert ids(store.bm25("zorbinator", 3))[:1] == ["stem"]
+    assert ids(store.bm25("recalibrating zorbinator", 3))[:1] == ["stem"]
+
+
 def test_hybrid_rrf_prefers_item_strong_in_both(open_store, backend, data):
     store = open_store(backend)
     store.add(data.items, data.vectors)

@@ -59,6 +59,11 @@ _LITE_USERS: dict[str, int] = {}
 _LITE_LOCK = threading.Lock()
 
 
+# A collection property says how the terms field was made; older collections lack it.
+_TERMS_PROPERTY = "mmrag.terms"
+_STEMMED = "nfkc, cjk bigrams, snowball english"
+
+
 def _is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
@@ -111,6 +116,7 @@ class MilvusStore:
         self._timeout = options.get("timeout")
         self._lite_path: str | None = None
         self._fts = TERMS_COLUMN
+        self._stem = True
         wanted = check_spaces(DEFAULT_SPACES if spaces is None else spaces)
         self._client = self._connect()
         try:
@@ -159,6 +165,8 @@ class MilvusStore:
         for space, dim in spaces.items():
             schema.add_field(vec_col(space), DataType.FLOAT_VECTOR, dim=dim)
             schema.add_field(has_col(space), DataType.BOOL)
+        # terms arrive stemmed (lexical_text(stem=True)): Milvus Lite's analyser ignores
+        # stemming filters, and a server's default analyser has none
         schema.add_field(TERMS_COLUMN, DataType.VARCHAR, max_length=VARCHAR_MAX["text"],
                          enable_analyzer=True)
         schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
@@ -178,7 +186,8 @@ class MilvusStore:
             index.add_index(field_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX",
                             metric_type="BM25")
             c.create_collection(self.collection, schema=self._schema(wanted),
-                                consistency_level="Strong")
+                                consistency_level="Strong",
+                                properties={_TERMS_PROPERTY: _STEMMED})
             # sync=False skips pymilvus' 0.5 s polling per index; the collection is
             # empty, and load_collection waits for the indexes to exist anyway.
             c.create_index(self.collection, index, sync=False)
@@ -186,8 +195,10 @@ class MilvusStore:
             return dict(wanted)
         desc = c.describe_collection(self.collection)
         # collections made before the terms field run BM25 over raw text (no CJK bigrams)
-        self._fts = TERMS_COLUMN if any(f["name"] == TERMS_COLUMN
-                                        for f in desc["fields"]) else "text"
+        terms = [f for f in desc["fields"] if f["name"] == TERMS_COLUMN]
+        self._fts = TERMS_COLUMN if terms else "text"
+        # collections made before stemming keep unstemmed terms: their queries must too
+        self._stem = (desc.get("properties") or {}).get(_TERMS_PROPERTY) == _STEMMED
         have: dict[str, int] = {}
         for field in desc["fields"]:
             if field["name"].startswith("vec_") and field["type"] == DataType.FLOAT_VECTOR:
@@ -224,7 +235,7 @@ class MilvusStore:
                                        limit)
                     row[key] = cut
             if self._fts == TERMS_COLUMN:
-                row[TERMS_COLUMN] = _cut(lexical_text(row["text"]), VARCHAR_MAX["text"])
+                row[TERMS_COLUMN] = _cut(lexical_text(row["text"], stem=self._stem), VARCHAR_MAX["text"])
             for space, (mat, present) in prepared.items():
                 row[vec_col(space)] = mat[i].tolist()
                 row[has_col(space)] = bool(present[i])
@@ -321,7 +332,7 @@ class MilvusStore:
             return []
         filters = Filters.build(filters)
         if self._fts == TERMS_COLUMN:
-            query = lexical_text(query)
+            query = lexical_text(query, stem=self._stem)
         return self._search([query], SPARSE_FIELD, "BM25", k, self._where(filters), filters)
 
     def doc_ids(self) -> set[str]:
