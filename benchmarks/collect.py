@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["summary", "eval", "fusion", "fusion_variants", "search", "answers", "ingest",
-         "encode", "query", "ocr", "maxsim", "server", "media"]
+ORDER = ["summary", "eval", "fusion", "fusion_variants", "search", "office", "answers",
+         "ingest", "encode", "query", "ocr", "maxsim", "server", "media"]
 HEADER = """# Benchmark results
 
 Measured on the project's reference machine: 2 CPU cores, 24 GiB RAM, no GPU. Ratios are

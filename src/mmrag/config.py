@@ -150,7 +150,7 @@ class SearchSettings(BaseModel):
         "max", description="how a dense list's cosines are put on 0..1 before weighted "
         "fusion: min-max over the candidates, or over the list's best (as BM25 is)")
     lexical_levels: Literal["mean", "max"] = Field(
-        "mean", description="a page's BM25 evidence: the mean of its page-level (whole page "
+        "max", description="a page's BM25 evidence: the mean of its page-level (whole page "
         "text) and chunk-level (best chunk) normalised scores where it has both, or the max "
         "over its items")
     query_fusion: Literal["early", "late"] = "late"
