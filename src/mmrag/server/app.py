@@ -15,7 +15,6 @@ serves a folder of collections, each opened on first use.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -36,7 +35,7 @@ from ..errors import ConfigError
 from ..generate import PROVIDERS, generators
 from ..index import Index
 from . import ask, collections, items, media, search
-from .auth import require
+from .auth import is_loopback, require
 from .errors import install_error_handlers
 from .generation import index_generator
 from .jobs import Jobs
@@ -207,15 +206,6 @@ async def metrics_text(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(index: Index | str | Path | None = None, *, data: str | Path | None = None,
           host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
           profile: str | None = None, config: str | Path | None = None,
@@ -234,16 +224,19 @@ def serve(index: Index | str | Path | None = None, *, data: str | Path | None = 
         check_exposure(KeyStore(data), host, insecure)
         _check_generator(Settings.load(config, profile=profile, **overrides)
                          .generate.generator)
-        uvicorn.run(create_app(data=data, profile=profile, config=config, server=server,
-                               **overrides), host=host, port=port, log_level=log_level)
+        app = create_app(data=data, profile=profile, config=config, server=server,
+                         **overrides)
+        app.state.bind_host = host  # what media caching policy is decided by
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
         return
     opened = index if isinstance(index, Index) else IndexSource(
         index or ".mmrag", profile, config, overrides).open()
     try:
         check_exposure(KeyStore(opened.root), host, insecure)
         warm_up(opened)
-        uvicorn.run(create_app(opened, server=server), host=host, port=port,
-                    log_level=log_level)
+        app = create_app(opened, server=server)
+        app.state.bind_host = host
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
         if opened is not index:
             opened.close()

@@ -13,6 +13,7 @@ elsewhere (a media id, a job) call :meth:`Principal.require` themselves.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from .ids import check_collection
 from .keys import ApiKey, Scope
 from .state import server_state
 
-__all__ = ["Principal", "authenticate", "require"]
+__all__ = ["Principal", "authenticate", "is_loopback", "require"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mmrag"'}
 
@@ -88,3 +89,13 @@ def require(scope: Scope, collection: str | None = None
 
     dependency.__name__ = f"require_{scope}"
     return dependency
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (``127.x``, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

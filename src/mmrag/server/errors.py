@@ -18,6 +18,7 @@ are logged server-side and answered with ``internal_error``.
     409     invalid_request_error   conflict, busy
     413     invalid_request_error   too_large
     415     invalid_request_error   unsupported_media_type
+    416     invalid_request_error   range_not_satisfiable (Content-Range: bytes */size)
     429     rate_limit_error        too_many_jobs
     500     server_error            missing_dependency, store_error, mmrag_error,
                                     key_store_error, internal_error
@@ -67,7 +68,8 @@ _MMRAG_CODES: list[tuple[type[MmragError], int, str]] = [
 ]
 _HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden",
                404: "not_found", 405: "method_not_allowed", 413: "too_large",
-               415: "unsupported_media_type", 422: "invalid_request",
+               415: "unsupported_media_type", 416: "range_not_satisfiable",
+               422: "invalid_request",
                429: "too_many_requests"}
 _TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
           429: "rate_limit_error"}
