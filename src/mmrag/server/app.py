@@ -38,6 +38,7 @@ from . import ask, collections, items, media, search
 from .auth import is_loopback, require
 from .errors import install_error_handlers
 from .generation import index_generator
+from .joblog import JobLog
 from .jobs import Jobs
 from .keys import KeyStore
 from .metrics import LatencyMiddleware, Metrics
@@ -132,11 +133,20 @@ class _Opener:
 def _start(opener: _Opener, server: ServerSettings, metrics: Metrics) -> ServerState:
     registry = opener.open()
     jobs = Jobs(registry, max_jobs=server.max_jobs, keep_jobs=server.keep_jobs,
-                on_file=metrics.on_file)
+                on_file=metrics.on_file, log=_job_log(registry.root))
     metrics.watch(lambda: _sizes(registry), jobs.counts)
     uploads = Path(tempfile.mkdtemp(prefix="mmrag-uploads-"))
     return ServerState(collections=registry, jobs=jobs, keys=KeyStore(registry.root),
                        settings=server, uploads=uploads)
+
+
+def _job_log(folder: Path) -> JobLog:
+    """The jobs of earlier runs; those a crash or restart cut short are failed now, with
+    the reason, so a client polling one learns what happened."""
+    log_ = JobLog(folder)
+    if count := log_.fail_interrupted():
+        log.warning("%d ingest job(s) were interrupted by a restart; marked failed", count)
+    return log_
 
 
 def _sizes(registry: Collections) -> Iterator[tuple[str, int, int]]:

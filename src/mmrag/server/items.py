@@ -107,12 +107,13 @@ async def add_items(collection: str, request: Request,
 @router.get("/jobs/{job_id}", tags=["items"])
 async def get_job(job_id: str, request: Request) -> dict[str, Any]:
     principal = authenticate(request)
-    job = server_state(request).jobs.get(job_id) if is_job_id(job_id) else None
+    jobs = server_state(request).jobs
+    job = await run_in_threadpool(jobs.describe, job_id) if is_job_id(job_id) else None
     if job is None:
         raise ApiError(f"no job {job_id[:40]!r}", status=404, code="not_found",
                        param="job_id")
-    principal.require("read", job.collection)
-    return job.to_dict()
+    principal.require("read", job["collection"])
+    return job
 
 
 async def _from_form(state: ServerState, request: Request

@@ -7,8 +7,10 @@ by side), and a job adds its files in batches (:mod:`.batches`: per-file progres
 store commit a batch), each under the collection's write lock, so a delete can slip in
 between two batches. Searches take no lock and go on throughout.
 
-Jobs live in memory: a restart forgets them (their files are either committed to the
-index or not; see the catalog's crash rules). Finished jobs are kept for ``keep_jobs``.
+Jobs live in memory while they run and are written through to ``jobs.sqlite``
+(:mod:`.joblog`) as they move, so ``GET /jobs/{id}`` still answers after a restart; a job
+the restart cut short is reported failed with that reason. Finished jobs are kept (in
+memory and on disk) for ``keep_jobs``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Literal
 from ..errors import MmragError
 from .batches import add_batch, batches
 from .errors import ApiError, one_line
+from .joblog import JobLog, summary
 from .registry import Collections
 
 __all__ = ["Job", "JobFile", "Jobs"]
@@ -85,18 +88,10 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         with self.lock:  # the worker updates files while a request reads them
             files = [f.to_dict() for f in self.files]
-            total, done = len(self.files), self.done
-            return {
-                "id": self.id, "collection": self.collection, "status": self.status,
-                "total": total, "done": done,
-                "progress": round(done / total, 4) if total else 1.0,
-                "added": [f["name"] for f in files if f["status"] == "done"],
-                "skipped": [f["name"] for f in files if f["status"] == "skipped"],
-                "failed": [{"source": f["name"], "reason": f["reason"]} for f in files
-                           if f["status"] == "failed"],
-                "items": sum(f["items"] for f in files), "error": self.error or None,
-                "created": self.created, "started": self.started, "finished": self.finished,
-                "files": files}
+            return {"id": self.id, "collection": self.collection, "status": self.status,
+                    **summary(files, self.done), "error": self.error or None,
+                    "created": self.created, "started": self.started,
+                    "finished": self.finished}
 
     def set_file(self, file: JobFile, status: FileStatus, reason: str = "") -> None:
         with self.lock:
@@ -111,8 +106,10 @@ class Jobs:
     """Queues jobs per collection and runs each queue in a worker thread of its own."""
 
     def __init__(self, collections: Collections, *, max_jobs: int = 100,
-                 keep_jobs: int = 1000, on_file: FileHook | None = None):
+                 keep_jobs: int = 1000, on_file: FileHook | None = None,
+                 log: JobLog | None = None):
         self.collections = collections
+        self.log = log  # None: jobs are forgotten at shutdown
         self.max_jobs, self.keep_jobs = max_jobs, keep_jobs
         self.on_file = on_file
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -131,6 +128,7 @@ class Jobs:
                 raise ApiError(f"{self.max_jobs} ingest jobs are already queued or running; "
                                "try again later", status=429, code="too_many_jobs")
             self._jobs[job.id] = job
+            self._save(job)
             self._queues.setdefault(collection, deque()).append(job)
             worker = self._workers.get(collection)
             if worker is None or not worker.is_alive():
@@ -143,6 +141,24 @@ class Jobs:
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
+
+    def describe(self, job_id: str) -> dict[str, Any] | None:
+        """What ``GET /jobs/{id}`` answers: the live job, else its record on disk (a job
+        of an earlier run, or one forgotten here after ``keep_jobs``)."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            return job.to_dict()
+        return self.log.load(job_id) if self.log is not None else None
+
+    def _save(self, job: Job) -> None:
+        """Write ``job`` through to disk. A failing write (disk full) must not fail the
+        ingest itself: the job goes on in memory and the failure is logged."""
+        if self.log is None:
+            return
+        try:
+            self.log.save(job.to_dict())
+        except Exception:
+            log.warning("cannot record ingest job %s", job.id, exc_info=True)
 
     def active(self) -> int:
         return sum(j.status in ("queued", "running") for j in list(self._jobs.values()))
@@ -157,6 +173,8 @@ class Jobs:
         finished = [j.id for j in self._jobs.values() if j.finished is not None]
         for job_id in finished[:max(0, len(finished) - self.keep_jobs)]:
             del self._jobs[job_id]
+        if self.log is not None and finished:
+            self.log.prune(self.keep_jobs)
 
     def _work(self, collection: str) -> None:
         while True:
@@ -171,6 +189,7 @@ class Jobs:
 
     def _run(self, job: Job) -> None:
         job.status, job.started = "running", time.time()
+        self._save(job)
         status: JobStatus = "done"
         try:
             target = self.collections.get(job.collection)
@@ -181,6 +200,7 @@ class Jobs:
                     raise ApiError("the server shut down before these files", code="aborted")
                 with target.write_lock:
                     add_batch(index, job, batch, seen)
+                self._save(job)
         except Exception as exc:
             status, job.error = "failed", one_line(exc)
             if not isinstance(exc, (ApiError, MmragError)):  # a bug: no details to clients
@@ -195,6 +215,7 @@ class Jobs:
                 self._report(job.collection, file.status, file.items)
             job.finished = time.time()
             job.status = status  # last: a client that sees it finished sees everything
+            self._save(job)
 
     def _report(self, collection: str, status: str, items: int) -> None:
         if self.on_file is not None:
@@ -212,8 +233,13 @@ class Jobs:
                         time.time()
                     for file in job.files:
                         file.discard()
+                        if not file.finished:
+                            job.set_file(file, "failed", "server shut down")
+                    self._save(job)
                 queue.clear()
         deadline = time.monotonic() + wait_s
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
+        if self.log is not None and not any(w.is_alive() for w in workers):
+            self.log.close()  # a worker still running would write to it once more
 
