@@ -1,5 +1,5 @@
-"""The `mmrag` command line: add, search, ask, delete, info, eval, eval-answers, demo,
-serve, keys.
+"""The `mmrag` command line: add, search, ask, delete, check, optimize, info, eval,
+eval-answers, demo, serve, keys.
 
 Errors print as one red line; ``--debug`` (or MMRAG_DEBUG=1) shows the traceback.
 """
@@ -251,6 +251,52 @@ def delete(targets: Annotated[list[str], typer.Argument(help="doc ids, paths or 
     out.print(f"deleted {n} source(s)")
     if not n:
         raise typer.Exit(1)
+
+
+@app.command()
+def check(index: IndexOpt = DEFAULT_INDEX,
+          repair: Annotated[bool, typer.Option(
+              "--repair", help="delete orphans and unreferenced media; forget incomplete "
+                               "documents so adding them again re-indexes them")] = False,
+          as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Verify that catalog, store and media agree; one line per problem, exit 1 if any."""
+    _setup(debug)
+    _require_index(index)
+    with _open(index) as idx:
+        report = idx.check(repair=repair)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        for p in report.problems:
+            out.print(p.line(), markup=False, highlight=False, soft_wrap=True)
+        for line in report.repaired:
+            out.print(f"repaired: {line}", markup=False, highlight=False, soft_wrap=True)
+        for source in report.readd:
+            out.print(f"add again: {source}", markup=False, highlight=False, soft_wrap=True)
+        out.print(report.summary(), markup=False, highlight=False)
+    if report.problems and not repair:
+        raise typer.Exit(1)
+
+
+@app.command()
+def optimize(index: IndexOpt = DEFAULT_INDEX, debug: DebugOpt = False) -> None:
+    """Compact the store, update its indexes and delete media no item refers to."""
+    _setup(debug)
+    _require_index(index)
+    with _open(index) as idx:
+        removed = idx.optimize()
+    media = ("media collection skipped: an add is running" if removed is None
+             else f"removed {removed} unreferenced media file(s)")
+    out.print(f"optimized; {media}", highlight=False)
+
+
+def _require_index(index: Path) -> None:
+    """Checking or optimizing a folder that is not an index must not create one."""
+    from .errors import ConfigError
+    from .index import MANIFEST
+
+    if not (index / MANIFEST).is_file():
+        raise ConfigError(f"no index at {str(index)!r}; run `mmrag add` first or pass --index")
 
 
 @app.command()

@@ -8,6 +8,7 @@
     │   └── BlockedURLError             URL points at loopback/private/link-local space
     ├── QueryError(ValueError)         a query this index cannot answer (e.g. image in offline)
     └── StoreError(RuntimeError)       the vector store failed
+        └── DiskFullError               the index's device is full; the run stopped
 
 Leaves subclass builtins so callers' existing ``except ValueError`` keep working, and
 every message is one line that quotes the offending value with ``!r``.
@@ -52,6 +53,32 @@ class QueryError(MmragError, ValueError):
 
 class StoreError(MmragError, RuntimeError):
     pass
+
+
+class DiskFullError(StoreError):
+    """No space left where the index lives. Raised once, stopping the run: every later
+    write would fail alike. What was committed before stays whole."""
+
+
+_DISK_FULL = ("no space left on device", "os error 28", "database or disk is full",
+              "disk quota exceeded")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it wraps) says the device is full. LanceDB and
+    SQLite report it in their message text, not as an ``OSError`` with ``ENOSPC``."""
+    import errno
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(marker in str(cur).lower() for marker in _DISK_FULL):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 class GenerationError(MmragError, RuntimeError):

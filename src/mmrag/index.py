@@ -29,6 +29,7 @@ from .ingest.fetch import fetch_url
 from .ingest.media import MediaStore
 from .ingest.office.convert import render_status
 from .ingestion import Ingestion, one_line
+from .locks import FileLock
 from .search.query import Query
 from .search.rerank import Reranker, rerankers
 from .search.searcher import Searcher
@@ -38,6 +39,7 @@ from .store.multivec import MultiVectorStore
 from .types import AddReport, Answer, Filters, Hit, Item
 
 if TYPE_CHECKING:
+    from .check import CheckReport
     from .generate.answerer import AnswerStream
     from .generate.base import Generator
 
@@ -70,6 +72,9 @@ class Index:
             Settings.load(config, profile=profile or None, **settings))
         self.catalog = Catalog(self.root / "catalog.sqlite")
         self.media = MediaStore(self.root / "media", self.settings.media)
+        # shared with other processes on this folder: see locks.py
+        self.lock = FileLock(self.root / "index.lock")
+        self.media_lock = FileLock(self.root / "media.lock")
         self._encoders: dict[str, Encoder] | None = None
         self._store: Store | None = None
         self._multivec: dict[str, MultiVectorStore] | None = None
@@ -193,7 +198,21 @@ class Index:
         tmp.replace(self.root / MANIFEST)
 
     def _recover(self) -> None:
-        """Make store and catalog agree after a crash (see catalog.py for the order)."""
+        """Make store and catalog agree after a crash (see catalog.py for the order).
+
+        Under the write lock, so a commit in flight in another process (rows stored, its
+        catalog row not yet written) is not mistaken for a crash's leftovers. A failure
+        (a full disk cannot take the deletes) only warns: the index still opens, and
+        the next open or ``mmrag check --repair`` finishes the job.
+        """
+        try:
+            with self.lock.hold():
+                self._recover_locked()
+        except Exception as exc:  # noqa: BLE001 - the index must still open
+            log.warning("could not clean up after an interrupted run (%s); run `mmrag "
+                        "check --repair` later", one_line(exc, ""))
+
+    def _recover_locked(self) -> None:
         in_store = self.store.doc_ids()
         in_catalog = self.catalog.doc_ids()
         orphans = in_store - in_catalog
@@ -206,7 +225,8 @@ class Index:
             stray = [i for i in mv.ids() if i.split(":", 1)[0] not in known]
             if stray:
                 mv.delete(stray)
-        lost = in_catalog - in_store
+        # documents with no items (silent audio) are rightly absent from the store
+        lost = {r.doc_id for r in self.catalog.all() if r.item_ids} - in_store
         if lost:  # a store without durable writes lost them: forget, so re-adding works
             log.warning("%d catalogued document(s) missing from the store; they will be "
                         "re-indexed when added again", len(lost))
@@ -222,7 +242,8 @@ class Index:
         catalog transaction, so an interruption loses at most the group in flight.
         """
         return Ingestion(self.settings, self.catalog, self.media, self.store, self.encoders,
-                         self.multivec, self.captioner).run(sources, metadata, show_progress)
+                         self.multivec, self.captioner, write_lock=self.lock,
+                         media_lock=self.media_lock).run(sources, metadata, show_progress)
 
     # -- read ------------------------------------------------------------------------
     def search(self, query: Any, k: int = 10, filters: Filters | dict[str, Any] | None = None,
@@ -347,10 +368,21 @@ class Index:
         """Delete documents by doc id, by source path/URL, or every source under a folder.
 
         Returns how many sources were removed; items go once no source refers to them,
-        and so do the attachments of a removed e-mail (counted among the sources).
+        and so do the attachments of a removed e-mail (counted among the sources), and
+        their media files that no other item shows (unless an add is running: then the
+        next :meth:`optimize` collects them).
         """
         if isinstance(targets, (str, Path)):
             targets = [targets]
+        with self.lock.hold():
+            removed, shown = self._delete_locked(targets)
+        if shown:
+            self._collect_media_of(shown)
+        return removed
+
+    def _delete_locked(self, targets: Iterable[str | Path]) -> tuple[int, set[str]]:
+        """Catalog rows first, then store rows: a crash in between leaves orphans that
+        the next open removes, never a catalogued document with missing items."""
         records: dict[str, DocRecord] = {}
         for t in targets:
             t = str(t)
@@ -360,7 +392,7 @@ class Index:
             for r in found:
                 records[r.source] = r
         if not records:
-            return 0
+            return 0, set()
         self.catalog.remove_sources(records)
         gone = {r.doc_id for r in records.values()} - self.catalog.doc_ids()
         family = self.catalog.descendants(gone)  # an e-mail's attachments go with it
@@ -368,12 +400,49 @@ class Index:
             self.catalog.remove_sources([r.source for r in family])
             records.update((r.source, r) for r in family)
         gone = sorted({r.doc_id for r in records.values()} - self.catalog.doc_ids())
+        shown: set[str] = set()
         if gone:
-            self.store.delete(gone)
             ids = [i for r in records.values() if r.doc_id in gone for i in r.item_ids]
+            shown = {it.media for it in self.store.get(ids) if it.media}
+            self.store.delete(gone)
             for mv in self.multivec.values():
                 mv.delete(ids)
-        return len(records)
+        return len(records), shown
+
+    def _collect_media_of(self, keys: set[str]) -> None:
+        """Delete the media of deleted items that no remaining item shows."""
+        with self.media_lock.try_exclusive() as free:
+            if not free:  # an add may be about to commit a row showing one of them
+                log.info("an add is running: media of deleted documents is collected by "
+                         "the next optimize")
+                return
+            from .check import store_rows
+
+            with self.lock.hold():
+                used = {key for _, _, key in store_rows(self) if key}
+                self.media.remove(keys - used)
+
+    def collect_media(self) -> int | None:
+        """Delete media files no item refers to; returns how many, or None when an add
+        was running (it writes media before committing the rows that show it)."""
+        from .check import store_rows
+
+        with self.media_lock.try_exclusive() as free:
+            if not free:
+                log.info("an add is running: media collection skipped")
+                return None
+            with self.lock.hold():
+                used = {key for _, _, key in store_rows(self) if key}
+                # no add runs, so every temp file is the leftover of a killed write
+                return self.media.remove_unreferenced(used, tmp_age_s=0)
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """Compare catalog, store, media and token-matrix shards (see check.py); with
+        ``repair``, delete orphans and unreferenced media and forget incomplete
+        documents so that adding their sources again re-indexes them."""
+        from .check import check_index
+
+        return check_index(self, repair)
 
     def info(self) -> dict[str, Any]:
         docs = self.catalog.all()
@@ -384,12 +453,15 @@ class Index:
                 "encoders": self._read_manifest().get("encoders", {}),
                 "office_renders": render_status(self.settings.ingest)}
 
-    def optimize(self) -> None:
-        """Fold new rows into the store's indexes and retrain late-interaction centroid
-        indexes (of stores holding ``search.late_index_min_pages`` pages)."""
-        self.store.optimize()
-        for mv in self.multivec.values():
-            mv.optimize()
+    def optimize(self) -> int | None:
+        """Fold new rows into the store's indexes, retrain late-interaction centroid
+        indexes (of stores holding ``search.late_index_min_pages`` pages) and collect
+        unreferenced media; returns :meth:`collect_media`'s count."""
+        with self.lock.hold():
+            self.store.optimize()
+            for mv in self.multivec.values():
+                mv.optimize()
+        return self.collect_media()
 
     def close(self) -> None:
         if self._store is not None:

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ from .catalog import Catalog, DocRecord
 from .config import Settings
 from .encode.base import Encoder
 from .encode.caption import ImageCaptioner
-from .errors import IngestError, MmragError
+from .errors import DiskFullError, IngestError, MmragError, disk_full
 from .ingest import load, resolve
 from .ingest.attachments import child_blob, child_doc_id, is_attachment, plausible
 from .ingest.audio import SAMPLE_RATE
@@ -29,6 +29,7 @@ from .ingest.base import Piece
 from .ingest.facets import describe
 from .ingest.media import MediaStore
 from .ingest.privacy import mask_text, protect
+from .locks import FileLock
 from .progress import Progress
 from .search.late import mean_vector
 from .search.searcher import page_item_id
@@ -69,8 +70,13 @@ class Ingestion:
     def __init__(self, settings: Settings, catalog: Catalog, media: MediaStore, store: Store,
                  encoders: dict[str, Encoder],
                  multivec: dict[str, MultiVectorStore] | None = None,
-                 captioner: ImageCaptioner | None = None):
+                 captioner: ImageCaptioner | None = None, *,
+                 write_lock: FileLock | None = None, media_lock: FileLock | None = None):
         self.settings = settings
+        # see locks.py: commits exclude recovery/checks of other processes, and media
+        # written before its commit is kept from garbage collection for the whole run
+        self._write_lock = write_lock
+        self._media_lock = media_lock
         self.captioner = captioner
         self.multivec = multivec or {}
         self.catalog = catalog
@@ -104,7 +110,8 @@ class Ingestion:
         show = self.settings.show_progress if show_progress is None else show_progress
         times = StageTimes()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="mmrag-media")
-        with recording(times), Progress("indexing", show) as bar, self._finally_no_writer():
+        with recording(times), Progress("indexing", show) as bar, self._media_in_use(), \
+                self._finally_no_writer():
             for entry in timed(resolve(sources, self.settings.ingest), "read"):
                 if isinstance(entry, Failure):
                     report.failed.append(entry)
@@ -141,14 +148,30 @@ class Ingestion:
                     self._commit(pending, report)
                     pending = []
             self._commit(pending, report)
-            self._commit_aliases(aliases)
+            with self._writing():
+                self._commit_aliases(aliases)
             if report.added or report.replaced:
-                with stage("optimize"):
-                    self.store.optimize()
+                self._optimize()
         report.seconds = time.perf_counter() - t0
         report.timings = times.as_dict()
         report.privacy, self.privacy = self.privacy, {}
         return report
+
+    def _optimize(self) -> None:
+        """Fold the run's rows into the store's indexes. Not fatal: they are committed and
+        searchable already (scanned), and a full disk must not turn into a failed add."""
+        try:
+            with stage("optimize"), self._writing():
+                self.store.optimize()
+        except Exception as exc:  # noqa: BLE001 - the rows are committed already
+            log.warning("could not optimize the store (%s); search works, and `mmrag "
+                        "optimize` retries", one_line(exc, ""))
+
+    def _writing(self) -> AbstractContextManager[None]:
+        return self._write_lock.hold() if self._write_lock is not None else nullcontext()
+
+    def _media_in_use(self) -> AbstractContextManager[None]:
+        return self._media_lock.shared() if self._media_lock is not None else nullcontext()
 
     @contextmanager
     def _finally_no_writer(self) -> Iterator[None]:
@@ -367,23 +390,56 @@ class Ingestion:
                 for idx, written in d.media.items():
                     d.items[idx].media = written.result()
             vectors = self._vectors(docs, items)
-            with stage("store"):
-                if items:  # a group of silent recordings has nothing to store
-                    self.store.add(items, vectors)
-                for space, mv in self.multivec.items():
-                    pairs = [(d.items[i].id, m) for d in docs
-                             for i, m in d.multi.get(space, {}).items()]
-                    if pairs:
-                        mv.add([p[0] for p in pairs], [p[1] for p in pairs])
+            with self._writing():
+                self._store_group(docs, items, vectors)
+                self._catalog_group(docs)
+                self._finish_group(docs, report, items)
+        except DiskFullError:
+            raise
         except Exception as exc:
+            if disk_full(exc):  # every later group would fail alike: stop with one line
+                raise DiskFullError(f"no space left on the device of the index; "
+                                    f"{len(report.added) + len(report.replaced)} source(s) "
+                                    f"were added before it filled; free space and run "
+                                    f"again to add the rest") from exc
             log.debug("commit failed", exc_info=True)
             reason = f"could not store: {one_line(exc, '')}"
             report.failed.extend(Failure(d.blob.uri, reason) for d in docs)
-            return
-        with stage("catalog"):
-            self.catalog.commit([DocRecord(d.doc_id, d.blob.uri, d.blob.name, d.blob.mime,
-                                           d.blob.size, [it.id for it in d.items],
-                                           time.time(), d.parent) for d in docs])
+
+    def _store_group(self, docs: list[_Doc], items: list[Item],
+                     vectors: dict[str, np.ndarray]) -> None:
+        """One atomic store write (plus token matrices) for a commit group."""
+        with stage("store"):
+            if items:  # a group of silent recordings has nothing to store
+                self.store.add(items, vectors)
+            for space, mv in self.multivec.items():
+                pairs = [(d.items[i].id, m) for d in docs
+                         for i, m in d.multi.get(space, {}).items()]
+                if pairs:
+                    mv.add([p[0] for p in pairs], [p[1] for p in pairs])
+
+    def _catalog_group(self, docs: list[_Doc]) -> None:
+        """Register the group; if that fails (a full disk), take its rows back out of the
+        store at once, so they are not left as orphans until the next open."""
+        try:
+            with stage("catalog"):
+                self.catalog.commit([DocRecord(d.doc_id, d.blob.uri, d.blob.name,
+                                               d.blob.mime, d.blob.size,
+                                               [it.id for it in d.items], time.time(),
+                                               d.parent) for d in docs])
+        except BaseException:
+            known = self.catalog.doc_ids()
+            new = sorted({d.doc_id for d in docs} - known)
+            try:
+                self.store.delete(new)
+                ids = [it.id for d in docs if d.doc_id in new for it in d.items]
+                for mv in self.multivec.values():
+                    mv.delete(ids)
+            except Exception:  # still orphans: recovery on the next open removes them
+                log.debug("could not undo an uncatalogued store write", exc_info=True)
+            raise
+
+    def _finish_group(self, docs: list[_Doc], report: AddReport, items: list[Item]) -> None:
         for d in docs:
             (report.replaced if d.replaces else report.added).append(d.blob.uri)
             d.blob.cleanup()  # a spooled download's temp file goes as soon as it is stored

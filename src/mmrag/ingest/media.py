@@ -136,10 +136,27 @@ class MediaStore:
                     if _KEY.match(f.name):
                         yield f.name
 
-    def remove_unreferenced(self, keys_in_use: set[str]) -> int:
+    def remove(self, keys: list[str] | set[str]) -> int:
+        """Delete the files of ``keys`` (callers decide nothing refers to them); returns
+        how many existed."""
+        removed = 0
+        for key in keys:
+            try:
+                self.path(key).unlink()
+                removed += 1
+            except (FileNotFoundError, ValueError):
+                pass
+        return removed
+
+    def temp_files(self) -> list[Path]:
+        """Temp files of writes in progress or interrupted (a killed add leaves them)."""
+        return sorted(self.root.glob("*/*/.tmp-*")) if self.root.is_dir() else []
+
+    def remove_unreferenced(self, keys_in_use: set[str], tmp_age_s: float = 3600) -> int:
         """Delete stored media whose key is not in ``keys_in_use``; returns how many.
 
-        Also clears leftover temp files and empty shard folders.
+        Also clears temp files older than ``tmp_age_s`` (0 when the caller knows no write
+        is in progress) and empty shard folders.
         """
         removed = 0
         for key in list(self.keys()):
@@ -156,7 +173,7 @@ class MediaStore:
                 for tmp in shard.glob(".tmp-*"):
                     # an hour-old temp file is a crashed write, not one in progress
                     try:
-                        if time.time() - tmp.stat().st_mtime > 3600:
+                        if time.time() - tmp.stat().st_mtime >= tmp_age_s:
                             tmp.unlink()
                     except OSError:
                         pass

@@ -346,6 +346,19 @@ class MilvusStore:
             it.close()
         return out
 
+    def refs(self) -> list[tuple[str, str, str]]:
+        """``(id, doc_id, media)`` of every row, for a consistency check."""
+        out: list[tuple[str, str, str]] = []
+        it = self._client.query_iterator(self.collection, batch_size=1000, filter="",
+                                         output_fields=["id", "doc_id", "media"],
+                                         timeout=self._timeout)
+        try:
+            while batch := it.next():
+                out.extend((r["id"], r["doc_id"], r.get("media") or "") for r in batch)
+        finally:
+            it.close()
+        return out
+
     def count(self) -> int:
         return self._count()
 

@@ -211,6 +211,13 @@ class MultiVectorStore:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT id FROM items ORDER BY id")]
 
+    def missing_shards(self) -> list[str]:
+        """Ids whose shard file is gone (a damaged folder): their matrices are lost."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, shard FROM items").fetchall()
+        present = {p.stem for p in (self.root / "shards").glob("*.npy")}
+        return [i for i, shard in rows if shard not in present]
+
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
