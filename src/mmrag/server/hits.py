@@ -33,9 +33,11 @@ def _key(path: str | None, fallback: str) -> str | None:
 
 
 def _pages(index: Index, hits: list[Hit]) -> dict[str, Item]:
-    """The page items behind PDF hits that are not pages themselves, by item id."""
+    """The page items behind hits that are not pages themselves, by item id: those of
+    PDFs, and those of any hit with a bbox, whose points mean nothing to a viewer without
+    the page's size (office documents, attachments and converted files have pages too)."""
     wanted = sorted({page_item_id(h.doc_id, h.page) for h in hits
-                     if h.modality != "page" and h.item.mime == _PDF})
+                     if h.modality != "page" and (h.item.mime == _PDF or h.item.bbox)})
     return {it.id: it for it in index.store.get(wanted)} if wanted else {}
 
 
