@@ -255,6 +255,14 @@ class ServerSettings(BaseModel):
     max_jobs: int = Field(100, ge=1, description="ingest jobs queued or running at once "
                           "(429 above)")
     keep_jobs: int = Field(1000, ge=1, description="finished jobs remembered for /jobs/{id}")
+    rate_limit: float = Field(
+        0.0, ge=0, description="requests a second per API key (per client address on a "
+        "keyless server), a token bucket: 429 with Retry-After above; 0 = no limit")
+    rate_burst: int = Field(20, ge=1, description="requests a caller may send at once "
+                            "before rate_limit applies (the bucket's size)")
+    max_files_per_hour: int = Field(
+        0, ge=0, description="files and URLs one API key (or address) may send to ingest "
+        "per hour: 429 with Retry-After above, 413 for one request over it; 0 = no limit")
     search_threads: int = Field(
         4, ge=1, description="searches run at once; more wait their turn (on a few cores a "
         "short queue beats dozens of threads contending: see benchmarks/results/server.md)")

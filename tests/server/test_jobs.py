@@ -172,11 +172,14 @@ def test_a_file_over_the_limit_is_413_and_leaves_nothing(small):
     assert image.status_code == 413
 
 
-def test_too_many_files_is_400(small):
+def test_too_many_files_is_413(small):
     _, c = small
     files = [("files", (f"{i}.md", b"# N\n\nText.\n", "text/plain")) for i in range(4)]
     resp = c.post("/collections/s/items", files=files)
-    assert resp.status_code == 400 and resp.json()["error"]["code"] == "too_many_files"
+    assert resp.status_code == 413 and resp.json()["error"]["code"] == "too_many_files"
+    as_json = c.post("/collections/s/items", json={"urls": [f"https://example.org/{i}"
+                                                            for i in range(4)]})
+    assert as_json.status_code == 413 and as_json.json()["error"]["code"] == "too_many_files"
 
 
 def test_searches_are_answered_while_an_ingest_runs(http, data_app):

@@ -43,6 +43,7 @@ from .jobs import Jobs
 from .keys import KeyStore
 from .metrics import LatencyMiddleware, Metrics
 from .openai_compat import router as openai_router
+from .quotas import Quotas
 from .registry import DEFAULT, Collections
 from .state import IndexSource, ServerState, server_state
 
@@ -137,7 +138,7 @@ def _start(opener: _Opener, server: ServerSettings, metrics: Metrics) -> ServerS
     metrics.watch(lambda: _sizes(registry), jobs.counts)
     uploads = Path(tempfile.mkdtemp(prefix="mmrag-uploads-"))
     return ServerState(collections=registry, jobs=jobs, keys=KeyStore(registry.root),
-                       settings=server, uploads=uploads)
+                       settings=server, uploads=uploads, quotas=Quotas(server))
 
 
 def _job_log(folder: Path) -> JobLog:

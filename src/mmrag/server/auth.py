@@ -4,7 +4,8 @@ A key comes as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. With no 
 the server's ``keys.json`` the server is open (and :func:`mmrag.server.serve` then only
 listens on loopback); once one exists every route but ``/health``, the docs and the web
 page needs one. A missing or unknown key is a 401 ``unauthorized``; a key without the
-scope or the collection a request needs is a 403 ``forbidden``.
+scope or the collection a request needs is a 403 ``forbidden``. Each authenticated request
+also takes a token from its caller's request rate (:mod:`.quotas`; 429 when out).
 
 Routes declare what they need with :func:`require` (``Depends(require("write"))``), which
 also checks the ``{collection}`` path parameter; routes whose collection comes from
@@ -25,7 +26,7 @@ from .ids import check_collection
 from .keys import ApiKey, Scope
 from .state import server_state
 
-__all__ = ["Principal", "authenticate", "is_loopback", "require"]
+__all__ = ["Principal", "authenticate", "caller", "is_loopback", "require"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mmrag"'}
 
@@ -55,20 +56,42 @@ def _token(request: Request) -> str | None:
 
 
 def authenticate(request: Request) -> Principal:
-    """The caller of ``request``; 401 when keys exist and none (or a wrong one) is sent."""
-    store = server_state(request).keys
+    """The caller of ``request``; 401 when keys exist and none (or a wrong one) is sent,
+    429 when the caller is over its request rate (:mod:`.quotas`). Decided once per
+    request (a route and its dependency may both ask), so a request costs one token."""
+    cached = getattr(request.state, "mmrag_principal", None)
+    if cached is not None:
+        return cached
+    principal = _identify(request)
+    server_state(request).quotas.request(caller(request, principal))
+    request.state.mmrag_principal = principal
+    return principal
+
+
+def caller(request: Request, principal: Principal) -> str:
+    """Whom quotas count against: the key, or the client address on a keyless server."""
+    if principal.key is not None:
+        return f"key:{principal.key.id}"
+    return f"addr:{request.client.host if request.client else '?'}"
+
+
+def _identify(request: Request) -> Principal:
+    state = server_state(request)
     try:
-        keys_exist = bool(store)
+        keys_exist = bool(state.keys)
     except ConfigError as exc:  # a corrupt keys.json closes the server rather than opens it
         raise ApiError(str(exc), status=500, code="key_store_error") from None
     if not keys_exist:
         return Principal(None)
     token = _token(request)
+    key = state.keys.find(token) if token is not None else None
+    if key is None:
+        # Failed attempts count against the address, so guessing keys is throttled too.
+        state.quotas.request(caller(request, Principal(None)))
     if token is None:
         raise ApiError("an API key is required: send 'Authorization: Bearer <key>' or "
                        "'X-API-Key: <key>'", status=401, code="unauthorized",
                        headers=_CHALLENGE)
-    key = store.find(token)
     if key is None:
         raise ApiError("invalid API key", status=401, code="unauthorized", headers=_CHALLENGE)
     return Principal(key)

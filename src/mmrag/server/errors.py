@@ -9,17 +9,18 @@ are logged server-side and answered with ``internal_error``.
     status  type                    code
     400     invalid_request_error   invalid_request, invalid_query, invalid_input,
                                     blocked_url, invalid_config, unknown_backend,
-                                    invalid_collection, invalid_id, too_many_files,
-                                    not_supported
+                                    invalid_collection, invalid_id, not_supported
     401     authentication_error    unauthorized (missing or unknown API key)
     403     permission_error        forbidden (scope or collection not granted)
     404     not_found_error         not_found, model_not_found
     405     invalid_request_error   method_not_allowed
     409     invalid_request_error   conflict, busy
-    413     invalid_request_error   too_large
+    413     invalid_request_error   too_large, too_many_files (per request, or more than
+                                    the hourly upload quota)
     415     invalid_request_error   unsupported_media_type
     416     invalid_request_error   range_not_satisfiable (Content-Range: bytes */size)
-    429     rate_limit_error        too_many_jobs
+    429     rate_limit_error        too_many_jobs, rate_limited (request rate or upload
+                                    quota; with Retry-After)
     500     server_error            missing_dependency, store_error, mmrag_error,
                                     key_store_error, internal_error
     502     server_error            generation_failed

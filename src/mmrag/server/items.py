@@ -6,7 +6,9 @@ Two bodies: a multipart form with one or more ``files`` parts (and an optional
 as the bytes are on disk; the work runs in :mod:`.jobs`.
 
 What is refused up front, before any job exists: a file over ``server.max_upload_mb``
-(413 ``too_large``), a URL that is not http(s) (a path or ``file://`` would read the
+(413 ``too_large``), more files than ``server.max_files`` in one request (413
+``too_many_files``), a caller out of its upload quota (429 ``rate_limited`` with
+``Retry-After``, :mod:`.quotas`), a URL that is not http(s) (a path or ``file://`` would read the
 server's own files) or that resolves to a private, loopback or link-local address (400
 ``blocked_url``, the core's SSRF guard; it runs again at download time, so a DNS answer
 that changes in between is still caught). A file whose bytes are of no supported type is
@@ -37,7 +39,7 @@ from ..errors import BlockedURLError, IngestError
 from ..ingest.containers import OLE2, ZIP, sniff_file
 from ..ingest.fetch import check_url
 from ..ingest.sniff import loader_for, sniff
-from .auth import Principal, authenticate, require
+from .auth import Principal, authenticate, caller, require
 from .errors import ApiError
 from .ids import is_job_id
 from .jobs import JobFile
@@ -83,9 +85,12 @@ _MULTIPART_SCHEMA = {"type": "object", "required": ["files"], "properties": {
                  "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
                  "application/json": {"schema": body_schema(AddRequest)}}}})
 async def add_items(collection: str, request: Request,
-                    _: Annotated[Principal, Depends(require("write"))]) -> JSONResponse:
+                    principal: Annotated[Principal, Depends(require("write"))]
+                    ) -> JSONResponse:
     state = server_state(request)
     state.collections.check(collection)  # before receiving a body for nowhere
+    who = caller(request, principal)
+    state.quotas.files(who, 0)  # out of upload quota: refuse before receiving the body
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         files, metadata = await _from_form(state, request)
@@ -95,6 +100,7 @@ async def add_items(collection: str, request: Request,
         raise ApiError("send multipart/form-data (files) or application/json (urls, base64)",
                        status=415, code="unsupported_media_type")
     try:
+        state.quotas.files(who, len(files))
         job = state.jobs.submit(collection, files, metadata)
     except BaseException:
         for file in files:
@@ -178,7 +184,7 @@ async def _from_json(state: ServerState, request: Request, collection: str
         raise ApiError("nothing to add: give 'urls' and/or 'base64'")
     if len(body.urls) + len(body.base64) > state.settings.max_files:
         raise ApiError(f"too many entries; at most {state.settings.max_files} per request",
-                       code="too_many_files")
+                       status=413, code="too_many_files")
     settings = await run_in_threadpool(
         lambda: state.collections.get(collection).index.settings.ingest)
     for url in body.urls:

@@ -22,6 +22,7 @@ from ..index import Index
 if TYPE_CHECKING:
     from .jobs import Jobs
     from .keys import KeyStore
+    from .quotas import Quotas
     from .registry import Collections
 
 __all__ = ["IndexSource", "ServerState", "current_index", "server_state"]
@@ -50,6 +51,7 @@ class ServerState:
     keys: KeyStore
     settings: ServerSettings
     uploads: Path  # temp folder for request bodies being received; removed at shutdown
+    quotas: Quotas
     search_limiter: Any = None  # anyio.CapacityLimiter of server.search_threads (set in
     # the lifespan: a limiter belongs to the event loop that runs the app)
 

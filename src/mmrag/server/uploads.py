@@ -114,7 +114,7 @@ class _Receiver:
         self._count += 1
         if self._count > self.max_files:
             self.error = ApiError(f"too many files; at most {self.max_files} per request",
-                                  code="too_many_files")
+                                  status=413, code="too_many_files")
             return
         fd, tmp = tempfile.mkstemp(prefix="up-", dir=self.folder)
         self._fh = os.fdopen(fd, "wb")
