@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Self
 
 FAST_ENV = {"MMRAG_ENCODE__TEXT_ENCODER": "hashing", "MMRAG_INGEST__OCR": "never",
             "MMRAG_INGEST__VISUAL_FACETS": "false", "MMRAG_SHOW_PROGRESS": "false"}
@@ -101,7 +102,7 @@ class Launcher:
             self._proc.stdin.close()
         self._proc.wait(timeout=30)
 
-    def __enter__(self) -> Launcher:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
