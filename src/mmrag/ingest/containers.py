@@ -198,6 +198,13 @@ def _ooxml_from_names(names: Iterable[str]) -> str | None:
     return None
 
 
+# What zipfile raises on damaged bytes besides BadZipFile: a header offset before the
+# file's start ("negative seek value"), an unknown version or compression method
+# (NotImplementedError), a broken deflate stream (zlib.error), a cut one (EOFError).
+ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, OSError, ValueError, EOFError,
+                                           NotImplementedError, zlib.error)
+
+
 def open_zip(data: bytes | BinaryIO, uri: str, *, max_bytes: int, max_ratio: float,
              max_members: int = 10_000) -> zipfile.ZipFile:
     """A checked :class:`zipfile.ZipFile` over ``data``: IngestError (one line) when it is
@@ -205,7 +212,7 @@ def open_zip(data: bytes | BinaryIO, uri: str, *, max_bytes: int, max_ratio: flo
     fh = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
         zf = zipfile.ZipFile(fh)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise IngestError(uri, f"corrupt document (not a readable zip: {exc})") from None
     try:
         check_zip(zf, uri, max_bytes=max_bytes, max_ratio=max_ratio, max_members=max_members)

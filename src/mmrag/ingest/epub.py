@@ -27,7 +27,7 @@ from ..errors import IngestError
 from ..types import Blob
 from .base import Piece, loaders
 from .chunk import section_spans
-from .containers import open_zip
+from .containers import ZIP_ERRORS, open_zip
 from .office.pictures import picture_pieces
 from .text import html_to_text, text_pieces
 
@@ -86,11 +86,11 @@ def read_book(zf: zipfile.ZipFile, uri: str) -> Book:
     if _CONTAINER not in names:
         raise IngestError(uri, f"corrupt e-book: no {_CONTAINER}")
     _refuse_drm(zf, names, uri)
-    root = BeautifulSoup(zf.read(_CONTAINER), "xml").find("rootfile")
+    root = BeautifulSoup(_required(zf, _CONTAINER, uri), "xml").find("rootfile")
     opf = unquote(str(root.get("full-path", ""))) if root else ""
     if opf not in names:
         raise IngestError(uri, f"corrupt e-book: package document {opf!r} not found")
-    pkg = BeautifulSoup(zf.read(opf), "xml")
+    pkg = BeautifulSoup(_required(zf, opf, uri), "xml")
     book = Book(opf=opf, metadata=_dublin_core(pkg))
     base = posixpath.dirname(opf)
     ids: dict[str, str] = {}
@@ -234,8 +234,17 @@ def _join(base: str, href: str) -> str:
 
 
 def _member(zf: zipfile.ZipFile, path: str) -> bytes:
-    """A member's bytes (its size was checked with the zip directory), b"" if absent."""
+    """A member's bytes (its size was checked with the zip directory), b"" if absent or
+    damaged: a broken picture costs only itself."""
     try:
         return zf.read(path)
-    except KeyError:
+    except (KeyError, *ZIP_ERRORS):
         return b""
+
+
+def _required(zf: zipfile.ZipFile, path: str, uri: str) -> bytes:
+    """A member the book cannot be read without; IngestError when it is damaged."""
+    try:
+        return zf.read(path)
+    except ZIP_ERRORS as exc:
+        raise IngestError(uri, f"corrupt e-book: {path}: {exc}") from None

@@ -248,6 +248,15 @@ def _frames(img: Image.Image, blob: Blob, settings: IngestSettings, unlimited: b
         yield index, rgb, original
 
 
+def _frame_count(img: Image.Image, uri: str) -> int:
+    """Frames of the image: counting walks every frame header (TIFF IFDs, GIF blocks), so
+    a damaged later frame fails here, with whatever Pillow raises for it."""
+    try:
+        return int(getattr(img, "n_frames", 1))
+    except _DECODE_ERRORS as exc:
+        raise IngestError(uri, f"corrupt or truncated image: {_one_line(exc)}") from None
+
+
 @loaders.register("image")
 def load_image(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
     """One ``Piece(modality="image")`` per image, or per frame of a multi-page TIFF."""
@@ -261,7 +270,7 @@ def load_image(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
         raise IngestError(blob.uri, f"corrupt or truncated image: {_one_line(exc)}") from None
     with img:
         fmt = img.format or ""
-        frames = getattr(img, "n_frames", 1)
+        frames = _frame_count(img, blob.uri)
         words = [name_words(blob.name)] if blob.name else []
         words += _described(img)
         text = " ".join(w for w in words if w)

@@ -23,7 +23,7 @@ from ...config import IngestSettings
 from ...errors import IngestError
 from ...types import Blob
 from ..base import Piece, loaders
-from ..containers import ODP, ODS, open_zip
+from ..containers import ODP, ODS, ZIP_ERRORS, open_zip
 from ..text import text_pieces
 from .document import Structure, office_pieces
 from .flow import Flow
@@ -89,7 +89,7 @@ def _xml(zf: zipfile.ZipFile, name: str, uri: str) -> ET.Element:
         return ET.fromstring(zf.read(name))
     except KeyError:
         raise IngestError(uri, f"corrupt OpenDocument: no {name}") from None
-    except (ET.ParseError, zipfile.BadZipFile, OSError) as exc:
+    except (ET.ParseError, *ZIP_ERRORS) as exc:
         raise IngestError(uri, f"corrupt OpenDocument: {name}: {exc}") from None
 
 
@@ -239,7 +239,7 @@ def _member(zf: zipfile.ZipFile, href: str) -> bytes:
         return b""
     try:
         return zf.read(href.removeprefix("./"))
-    except (KeyError, zipfile.BadZipFile, OSError):
+    except (KeyError, *ZIP_ERRORS):
         return b""
 
 
