@@ -721,7 +721,11 @@ def main() -> None:
         err.print("[red]interrupted[/]")
         sys.exit(130)
     except Exception as exc:  # anything unexpected still gets one line, not a traceback
-        _fail(exc, prefix=f"{type(exc).__name__}: ")
+        from .errors import disk_full
+
+        # e.g. SQLite's "database or disk is full" while an index is being created
+        _fail(exc, prefix="no space left on the device of the index: " if disk_full(exc)
+              else f"{type(exc).__name__}: ")
 
 
 def _fail(exc: BaseException, prefix: str = "") -> None:

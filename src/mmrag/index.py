@@ -24,7 +24,7 @@ from .config import Settings
 from .encode import build_encoders
 from .encode.base import Encoder
 from .encode.caption import ImageCaptioner, captioners
-from .errors import ConfigError, MmragError, QueryError
+from .errors import ConfigError, DiskFullError, MmragError, QueryError
 from .ingest.fetch import fetch_url
 from .ingest.media import MediaStore
 from .ingest.office.convert import render_status
@@ -241,9 +241,24 @@ class Index:
         are committed in groups; each group is one atomic store write followed by one
         catalog transaction, so an interruption loses at most the group in flight.
         """
-        return Ingestion(self.settings, self.catalog, self.media, self.store, self.encoders,
-                         self.multivec, self.captioner, write_lock=self.lock,
-                         media_lock=self.media_lock).run(sources, metadata, show_progress)
+        try:
+            return Ingestion(self.settings, self.catalog, self.media, self.store,
+                             self.encoders, self.multivec, self.captioner,
+                             write_lock=self.lock, media_lock=self.media_lock,
+                             ).run(sources, metadata, show_progress)
+        except DiskFullError:
+            self._after_disk_full()
+            raise
+
+    def _after_disk_full(self) -> None:
+        """Leave a full disk's index as consistent as before the run: the media of the
+        groups that never committed go (deleting frees space, needs none), then the
+        space they held lets recovery delete any rows left uncatalogued."""
+        try:
+            self.collect_media()
+        except Exception:  # noqa: BLE001 - the disk-full error is the one to report
+            log.debug("media collection after a full disk failed", exc_info=True)
+        self._recover()
 
     # -- read ------------------------------------------------------------------------
     def search(self, query: Any, k: int = 10, filters: Filters | dict[str, Any] | None = None,
