@@ -256,7 +256,7 @@ class Index:
         space they held lets recovery delete any rows left uncatalogued."""
         try:
             self.collect_media()
-        except Exception:  # noqa: BLE001 - the disk-full error is the one to report
+        except Exception:  # the disk-full error is the one to report
             log.debug("media collection after a full disk failed", exc_info=True)
         self._recover()
 
