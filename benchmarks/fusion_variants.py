@@ -69,6 +69,13 @@ def mean_present(parts: list[dict]) -> dict:
 
 
 def lexical(scored) -> dict:
+    """A page's BM25 evidence as shipped (search.lexical_levels = "max"): its best item's
+    score over the list's best; "mean" (page-level and chunk-level averaged) is a row of
+    benchmarks/tune_fusion.py."""
+    return norm(pages(scored), "max")
+
+
+def lexical_mean(scored) -> dict:
     return mean_present([p for p in (norm(pages(scored, lambda it: it.modality == "page"), "max"),
                                      norm(pages(scored, lambda it: it.modality != "page"), "max"))
                          if p])

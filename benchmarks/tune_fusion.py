@@ -81,16 +81,17 @@ def main() -> None:
     text = "\n".join([
         "### Fusion configurations tried (page nDCG@5, offline profile, both shared sets)", "",
         f"`python benchmarks/tune_fusion.py {shlex.join(sys.argv[1:])}` — every row is the "
-        "product's Searcher with those settings over the same two indexes. eval-office "
-        "counts all 60 queries, including the ~20 whose files (docx, pptx, odt, epub) "
-        "cannot be indexed yet and so score 0 in every row. Before this change the "
-        "default was item-level RRF (k=60): eval-sample 0.898 overall (hard 0.732, text "
-        "0.889, visual 1.000), eval-office 0.640.", "",
+        "product's Searcher with those settings over the same two indexes (every "
+        "eval-office file indexed: slides, word files, e-mails, e-books, web pages; "
+        "chart readings as items of their own). Before issue #11 the default was "
+        "item-level RRF (k=60): eval-sample 0.898 overall (hard 0.732, text 0.889, "
+        "visual 1.000); eval-office 0.640 with a third of its files unreadable.", "",
         *lines, "",
         "Leave-one-set-out: the configuration best on one set, reported on the other; the "
         "default is the best mean of both, ties (within 0.005) broken by the issue's own "
-        "criterion (hybrid within 0.01 of its better component on most kinds). The sets are small (one query moves a kind by "
-        "0.03–0.17), so differences between neighbouring alphas are mostly noise."]) + "\n"
+        "criterion (hybrid within 0.01 of its better component on most kinds). The sets "
+        "are small (one query moves a kind by 0.03–0.17), so differences between "
+        "neighbouring alphas are mostly noise."]) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
