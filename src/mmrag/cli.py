@@ -14,20 +14,28 @@ import tempfile
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from .encode.profiles import PROFILES
+from .types import Modality
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multimodal retrieval: index images, PDFs and text; search them.")
 out = Console()
 err = Console(stderr=True)
 
+# Help texts list what exists, read from where it is defined, so a new profile or
+# modality shows up in --help without anyone editing this file.
+MODALITIES: tuple[str, ...] = get_args(Modality)
 IndexOpt = Annotated[Path, typer.Option("--index", "-i", help="index folder",
                                         envvar="MMRAG_INDEX")]
-ProfileOpt = Annotated[str | None, typer.Option("--profile", help="offline | clip")]
+ProfileOpt = Annotated[str | None, typer.Option(
+    "--profile", help=f"{' | '.join(PROFILES)} (default: offline, or clip with a vision "
+                      "model; an existing index keeps its own)")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks and debug logs")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
@@ -121,7 +129,8 @@ def _print_report(report: Any) -> None:
 def search(query: Annotated[str, typer.Argument(help="text query ('' with --image)")] = "",
            image: Annotated[str | None, typer.Option(help="image file or URL")] = None,
            k: Annotated[int, typer.Option("-k", help="results")] = 10,
-           modality: Annotated[str | None, typer.Option(help="image | text | page")] = None,
+           modality: Annotated[str | None, typer.Option(
+               help=f"{' | '.join(MODALITIES)} (comma-separated for several)")] = None,
            path: Annotated[str | None, typer.Option(help="glob over source paths")] = None,
            filter_: Annotated[list[str] | None, typer.Option(
                "--filter", help="metadata: key=value, or a range key>=value / key<value "
@@ -138,7 +147,7 @@ def search(query: Annotated[str, typer.Argument(help="text query ('' with --imag
         raise QueryError("give a text query, --image, or both")
     filters: dict[str, Any] = {}
     if modality:
-        filters["modality"] = modality.split(",")
+        filters["modality"] = _modalities(modality)
     if path:
         filters["path"] = path
     filters.update(_metadata_filters(filter_))
@@ -153,6 +162,18 @@ def search(query: Annotated[str, typer.Argument(help="text query ('' with --imag
         out.print_json(json.dumps(list(iter_hits_json(hits)), default=str))
         return
     _print_hits(hits)
+
+
+def _modalities(value: str) -> list[str]:
+    """``--modality a,b`` as a list; a misspelt one is an error, not a silent 0 hits."""
+    from .errors import QueryError
+
+    wanted = [m.strip() for m in value.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in MODALITIES]
+    if unknown or not wanted:
+        raise QueryError(f"unknown modality {(unknown or [value])[0]!r}; choose from "
+                         f"{', '.join(MODALITIES)}")
+    return wanted
 
 
 def _metadata_filters(exprs: list[str] | None) -> dict[str, Any]:
@@ -601,8 +622,8 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys of a server folder (
                        "`mmrag serve` gets as --data or --index); stored hashed in keys.json.")
 app.add_typer(keys_app, name="keys")
 KeysDirOpt = Annotated[Path, typer.Option(
-    "--data", help="the folder the server serves (its --data DIR, or its --index DIR)",
-    envvar="MMRAG_DATA")]
+    "--data", "--index", "-i", help="the folder the server serves (its --data DIR, or its "
+    "--index DIR)", envvar="MMRAG_DATA")]
 
 
 @keys_app.command("create")
