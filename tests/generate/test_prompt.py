@@ -38,8 +38,8 @@ def test_system_prompt_guards_and_numbered_sources():
                                   supports_images=False)
     assert system.role == "system" and user.role == "user"
     assert "instructions" in system.text and NOT_FOUND in system.text and "[1]" in system.text
-    assert "[1] a.txt, page 1:\nAlpha facts." in user.text
-    assert "[2] b.pdf, page 3:\nBeta facts." in user.text
+    assert "[1] a.txt, page 1:\n<document>\nAlpha facts.\n</document>" in user.text
+    assert "[2] b.pdf, page 3:\n<document>\nBeta facts.\n</document>" in user.text
     assert user.parts[-1].text == "Question: What is beta?"  # the question comes last
 
 

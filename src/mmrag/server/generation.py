@@ -21,7 +21,14 @@ from collections.abc import Iterator
 
 from ..errors import GenerationError, MmragError
 from ..generate.base import Generator, Message, Part
-from ..generate.prompt import INTRO, QUESTION_PREFIX, is_not_found, sources_of
+from ..generate.prompt import (
+    CLOSE_FENCE,
+    INTRO,
+    OPEN_FENCE,
+    QUESTION_PREFIX,
+    is_not_found,
+    sources_of,
+)
 from ..index import Index
 from ..types import Answer
 from .chat_request import ChatRequest, load_image
@@ -29,6 +36,9 @@ from .chat_request import ChatRequest, load_image
 __all__ = ["as_mmrag_prompt", "generation_steps", "index_generator"]
 
 _HEADER_LINE = re.compile(r"\n(?=\[\d+\] [^\n]*:\n)")  # a part boundary of prompt.py
+# ...of a fenced prompt: a header line directly followed by an opening fence, which no
+# document can write (prompt.py defuses the fence tags inside document text)
+_FENCED_HEADER_LINE = re.compile(r"\n(?=\[\d+\] [^\n]*:\n" + re.escape(OPEN_FENCE) + r"\n)")
 
 
 def as_mmrag_prompt(messages: list[Message]) -> list[Message] | None:
@@ -50,16 +60,20 @@ def as_mmrag_prompt(messages: list[Message]) -> list[Message] | None:
 def _unflatten(message: Message) -> Message:
     """Split a prompt the ``openai`` generator sent as one string (it flattens text-only
     messages for servers that take no content lists) back into its parts: at each
-    ``[n] label:`` header line and before the last ``Question:`` line. A document line
-    that looks like a header splits too; the worst it can do is add a source number the
-    asker does not have, and citations of unknown numbers are dropped on its side."""
+    ``[n] label:`` header line and before the last ``Question:`` line. In a fenced
+    prompt only a header that opens a fence splits, so a document's forged header stays
+    its text; in an unfenced one (older clients) a document line that looks like a header
+    splits too: the worst it can do is add a source number the asker does not have, and
+    citations of unknown numbers are dropped on its side."""
     if len(message.parts) != 1 or not message.parts[0].text.startswith(INTRO):
         return message
     text = message.parts[0].text
     body, sep, question = text.rpartition("\n" + QUESTION_PREFIX)
     if not sep:
         return message
-    pieces = [*_HEADER_LINE.split(body), QUESTION_PREFIX + question]
+    fenced = OPEN_FENCE in body and CLOSE_FENCE in body
+    pieces = [*(_FENCED_HEADER_LINE if fenced else _HEADER_LINE).split(body),
+              QUESTION_PREFIX + question]
     return Message(message.role, [Part.of_text(piece) for piece in pieces])
 
 
