@@ -310,6 +310,7 @@ class Summary:
     bad_messages: list[str] = field(default_factory=list)
     inconsistent: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    noise: Counter[str] = field(default_factory=Counter)  # stderr lines, numbers masked
     slowest: tuple[float, str] = (0.0, "")
 
     @property
@@ -340,6 +341,8 @@ def _judge(case: Case, answer: dict[str, Any] | None, stderr: str, summary: Summ
         return
     if "Traceback" in stderr:
         summary.tracebacks.append(f"{tag}: {stderr[-800:]}")
+    summary.noise.update(re.sub(r"0x[0-9a-f]+|\d+", "N", line)[:120]
+                         for line in stderr.splitlines() if line.strip())
     if answer["problem"]:
         summary.inconsistent.append(f"{tag}: {answer['problem']}")
     for line in answer["failed"]:
@@ -412,6 +415,8 @@ def report(summary: Summary) -> str:
     raw = Counter(RAW_EXCEPTION.search(u.split(": ", 1)[-1]).group(0)  # type: ignore[union-attr]
                   for u in summary.unexpected)
     lines += ["", f"raw exception names in reasons: {dict(raw.most_common())}"]
+    lines += ["", f"worker stderr lines: {sum(summary.noise.values())}",
+              *(f"    {n} x {line}" for line, n in summary.noise.most_common(15))]
     lines += ["", *(f"- {f[:600]}" for f in summary.findings())]
     return "\n".join(lines)
 

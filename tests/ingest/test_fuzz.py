@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -126,6 +127,21 @@ def test_fuzz_regression(seed: int, number: int, expected: str):
     case = make_case(seed, number)
     reason = _reason(case.name, case.data)
     assert reason.startswith(expected) and not RAW_EXCEPTION.search(reason), reason
+
+
+@pytest.mark.parametrize("number", [47, 99])  # "Corrupt EXIF data", "Tag data larger..."
+def test_damaged_tiff_metadata_prints_no_warning(number: int):
+    """images: Pillow's UserWarnings about skipped metadata reached the terminal as two
+    lines naming no input (one of these TIFFs loads, the other fails in one line)."""
+    case = make_case(3, number)
+    blob = Blob(uri=case.name, data=case.data, name=case.name, mime=sniff(case.data, ""))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            list(load(blob, IngestSettings(**WORKER_SETTINGS["ingest"])))
+        except IngestError as err:
+            assert "\n" not in str(err)
+    assert not [w for w in caught if issubclass(w.category, UserWarning)]
 
 
 def test_zip_of_a_future_version_is_one_line():

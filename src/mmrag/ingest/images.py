@@ -58,8 +58,12 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def _quiet_pil() -> Iterator[None]:
+    """Pillow warns (UserWarning) about damaged metadata it skips ("Corrupt EXIF data",
+    "Tag data larger than file"): printed on the user's terminal with a source line,
+    they would name no input; the image loads anyway or fails with one line."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         yield
 
 
@@ -119,7 +123,8 @@ def _described(img: Image.Image) -> list[str]:
     """EXIF ImageDescription, XMP dc:title/description and PNG text chunks."""
     found: list[str] = []
     try:
-        desc = img.getexif().get(0x010E)
+        with _quiet_pil():
+            desc = img.getexif().get(0x010E)
         if isinstance(desc, bytes):
             desc = desc.decode("utf-8", "replace")
         if isinstance(desc, str):
@@ -252,7 +257,8 @@ def _frame_count(img: Image.Image, uri: str) -> int:
     """Frames of the image: counting walks every frame header (TIFF IFDs, GIF blocks), so
     a damaged later frame fails here, with whatever Pillow raises for it."""
     try:
-        return int(getattr(img, "n_frames", 1))
+        with _quiet_pil():
+            return int(getattr(img, "n_frames", 1))
     except _DECODE_ERRORS as exc:
         raise IngestError(uri, f"corrupt or truncated image: {_one_line(exc)}") from None
 
