@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -214,6 +214,24 @@ def find_hit(page, query: str, name: str, modality: str) -> dict:
     return hits[0]
 
 
+def list_every_item(page, edit: Callable[[list[dict]], None] | None = None) -> None:
+    """Make the page's own searches list every item (``group_by=item``): by default a
+    figure is grouped under its page's best item and may not be listed at all. ``edit``
+    may change the hits the page receives."""
+
+    def handler(route) -> None:
+        url = route.request.url + "&group_by=item"
+        if edit is None:
+            route.continue_(url=url)
+            return
+        response = route.fetch(url=url)
+        data = response.json()
+        edit(data.get("hits", []))
+        route.fulfill(response=response, json=data)
+
+    page.route("**/collections/default/search?*", handler)
+
+
 def open_hit(page, hit: dict) -> None:
     """Open the viewer on ``hit`` through the page's own result list."""
     page.get_by_test_id("search-input").fill(hit["snippet"].split("\n")[0][:60] or hit["name"])
@@ -282,6 +300,7 @@ def test_box_lies_on_the_hit_region(browser, highlight_url, request, viewport,  
                                     query, name, modality, region, size, ink):
     context, page, watch = open_page(browser, width=viewport[0], height=viewport[1])
     try:
+        list_every_item(page)
         page.goto(highlight_url + "/")
         page.wait_for_selector("body[data-ready='true']")
         hit = find_hit(page, query, name, modality)
@@ -307,6 +326,7 @@ def test_box_lies_on_the_hit_region(browser, highlight_url, request, viewport,  
 def test_text_chunk_shows_its_page_without_a_box(browser, highlight_url):  # noqa: F811
     context, page, watch = open_page(browser)
     try:
+        list_every_item(page)
         page.goto(highlight_url + "/")
         page.wait_for_selector("body[data-ready='true']")
         hit = find_hit(page, "ferry timetable", "plain.pdf", "text")
@@ -327,15 +347,12 @@ def test_a_box_is_never_guessed_onto_another_picture(browser, highlight_url,  # 
     drew a box of 72/110 the figure's size, off its place)."""
     context, page, watch = open_page(browser)
 
-    def without_page(route) -> None:
-        response = route.fetch()
-        data = response.json()
-        for hit in data.get("hits", []):
+    def without_page(hits: list[dict]) -> None:
+        for hit in hits:
             hit.update(dict.fromkeys(missing))
-        route.fulfill(response=response, json=data)
 
     try:
-        page.route("**/collections/default/search?*", without_page)
+        list_every_item(page, without_page)
         page.goto(highlight_url + "/")
         page.wait_for_selector("body[data-ready='true']")
         hit = find_hit(page, "green bars growth", "chart.pdf", "image")  # unchanged API
