@@ -266,7 +266,11 @@ def write(args: argparse.Namespace, built: dict, phases: list[Phase],
         "answers or transport errors; the target is 0.",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    # The mixed-workload section (bench_server_mixed.py) is kept: it is measured apart.
+    previous = args.out.read_text() if args.out.exists() else ""
+    marker = "<!-- mixed workload: written by bench_server_mixed.py -->"
+    mixed = marker + previous.split(marker, 1)[1] if marker in previous else ""
+    args.out.write_text("\n".join(lines) + "\n" + ("\n" + mixed if mixed else ""))
     print(f"wrote {args.out}")
 
 
