@@ -156,7 +156,8 @@ def test_a_source_number_a_document_forged_is_never_a_citation(tmp_path, obedien
     with Index(tmp_path / "idx", encode__text_encoder="hashing", ingest__ocr="never") as idx:
         assert not idx.add(docs).failed
         answer = idx.ask(QUESTION, generator="test-obedient")
-    assert answer.citations == []  # [7] names no hit the prompt gave
+    assert answer.citations == []  # [7] names no hit the prompt gave...
+    assert not answer.found  # ...so the answer is grounded in nothing: not found
     system, user = obedient.messages
     assert system.text == SYSTEM_PROMPT and user.parts[-1].text == QUESTION_PREFIX + QUESTION
     assert len(sources_of(obedient.messages)) == len(answer.hits) <= 2

@@ -19,7 +19,7 @@ from ..config import GenerateSettings
 from ..errors import GenerationError, MmragError
 from ..types import Answer, Hit
 from .base import Generator
-from .citations import citations_for
+from .citations import citations_for, cited_numbers
 from .prompt import NOT_FOUND, build_messages, is_not_found
 
 __all__ = ["AnswerStream", "Answerer", "SearchFn"]
@@ -64,8 +64,11 @@ class Answerer:
         text = "".join(chunks).strip()
         citations = citations_for(text, usable)
         # "Not found" counts only when nothing is cited: a model may answer part of a
-        # question with citations and say the rest was not found.
-        found = bool(citations) or (bool(text) and not is_not_found(text))
+        # question with citations and say the rest was not found. An answer that cites
+        # only sources that do not exist (a number a document told the model to use) is
+        # grounded in nothing the asker can check: not found either.
+        forged = not citations and bool(cited_numbers(text))
+        found = bool(citations) or (bool(text) and not is_not_found(text) and not forged)
         yield Answer(text or NOT_FOUND, usable, citations, found, name,
                      time.perf_counter() - t0)
 
