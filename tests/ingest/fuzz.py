@@ -58,10 +58,15 @@ WORKER_SETTINGS: dict[str, Any] = {
 # stacks, malloc arenas, ONNX/FFmpeg pools), and FFmpeg segfaults where a thread cannot
 # be created, which users never see. What a mutant really uses is bounded by RSS_LIMIT.
 MEMORY_LIMIT = 16 << 30
-RSS_LIMIT = 2 << 30  # resident bytes of a worker before the parent kills it (a finding)
+# Resident bytes of a worker before the parent kills it (a finding). The largest image
+# the default settings accept (ingest.max_image_pixels, 450 Mpx) decodes to 1.8 GB of
+# RGBA, and one full decode plus 30 % is the design (tests/ingest/test_large_inputs.py):
+# a 173-byte GIF declaring an 8181x47518 screen legitimately peaks at ~2.1 GB.
+RSS_LIMIT = 3 << 30
 ROTATE_EVERY = 150  # cases per index: keeps each add's store write small
 WARM_UP = 60.0  # seconds a fresh worker gets on top of the per-case timeout
-CHECK_EVERY = 25  # cases between full catalog <-> store comparisons
+CHECK_EVERY = 25
+SETTINGS_ENV = "MMRAG_FUZZ_SETTINGS"  # JSON merged over WORKER_SETTINGS (e.g. renders on)  # cases between full catalog <-> store comparisons
 # A reason naming a raw exception type: a library error the loader guard caught.
 RAW_EXCEPTION = re.compile(r"\b[A-Z]\w*(Error|Exception|Warning)\b:?|\bErrno\b")
 
@@ -199,6 +204,15 @@ def _check(index: Any, report: Any, full: bool) -> str:
     return ""
 
 
+def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra``'s keys, sections merged (``{"ingest": {...}}``)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = ({**out[key], **value} if isinstance(value, dict)
+                    and isinstance(out.get(key), dict) else value)
+    return out
+
+
 def worker_main(root: str) -> None:
     """Answer each path on stdin with one JSON line on the protocol pipe (the real
     stdout); anything a library prints goes to stderr, where the parent looks for it."""
@@ -207,13 +221,14 @@ def worker_main(root: str) -> None:
     sys.stdout = sys.stderr
     from mmrag import Index
 
+    settings = _merged(WORKER_SETTINGS, json.loads(os.environ.get(SETTINGS_ENV) or "{}"))
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     index, done, n = None, 0, 0
     for line in sys.stdin:
         if index is None or done >= ROTATE_EVERY:
             if index is not None:
                 index.close()
-            index, done, n = Index(Path(root) / f"idx{n}", **WORKER_SETTINGS), 0, n + 1
+            index, done, n = Index(Path(root) / f"idx{n}", **settings), 0, n + 1
         path = json.loads(line)["path"]
         t0 = time.perf_counter()
         try:
@@ -446,10 +461,13 @@ def main() -> None:
     parser.add_argument("--kinds", default="", help="comma-separated seed kinds")
     parser.add_argument("--samples", action="store_true", help="print unexpected reasons")
     parser.add_argument("--pristine", action="store_true", help="the seeds, unmutated")
+    parser.add_argument("--settings", default="", help=f"JSON over {WORKER_SETTINGS}")
     args = parser.parse_args()
     if args.worker:
         worker_main(args.worker)
         return
+    if args.settings:
+        os.environ[SETTINGS_ENV] = args.settings  # the workers inherit it
     summary = run(args.cases, args.seed, args.workers, args.timeout,
                   [k for k in args.kinds.split(",") if k] or None, args.start, args.pristine)
     print(report(summary))

@@ -7,6 +7,7 @@ is regenerated from its seed and number, or built from a seed in a line of code.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import sys
 import warnings
@@ -104,6 +105,19 @@ def test_worker_that_hangs_is_killed(tmp_path: Path):
 
 
 # -- regressions: each a bug the fuzzer found, now one clear line ------------------------------
+# sha1 prefixes of the seeds the regression cases were found with: a codec library of
+# another version (libheif) writes other bytes, and the case then is another file.
+SEED_SHA1 = {"tiff": "520ce8", "gif": "035f1a", "epub": "76f91b", "odp": "808365",
+             "ods": "8eecf9", "heic": "d4c80a"}
+
+
+def _same_seed(kind: str) -> None:
+    if kind == "heic":
+        pytest.importorskip("pillow_heif", reason="the heif extra is not installed")
+    if hashlib.sha1(seed_bytes(kind)).hexdigest()[:6] != SEED_SHA1[kind]:
+        pytest.skip(f"the {kind} seed is other bytes here (another library version)")
+
+
 def _reason(name: str, data: bytes) -> str:
     settings = IngestSettings(**WORKER_SETTINGS["ingest"])
     blob = Blob(uri=name, data=data, name=name, mime=sniff(data, name))
@@ -122,9 +136,11 @@ def _reason(name: str, data: bytes) -> str:
     (2, 680, "corrupt e-book: OEBPS/content.opf"),  # EPUB: unknown compression method
     (2, 1392, "corrupt OpenDocument: content.xml"),  # ODP: zip negative seek
     (2, 2017, "corrupt OpenDocument: content.xml"),  # ODS: unknown compression method
+    (1, 5103, "corrupt or truncated image"),  # HEIC: libheif's RuntimeError (size limit)
 ])
 def test_fuzz_regression(seed: int, number: int, expected: str):
     case = make_case(seed, number)
+    _same_seed(case.kind)
     reason = _reason(case.name, case.data)
     assert reason.startswith(expected) and not RAW_EXCEPTION.search(reason), reason
 
@@ -134,6 +150,7 @@ def test_damaged_tiff_metadata_prints_no_warning(number: int):
     """images: Pillow's UserWarnings about skipped metadata reached the terminal as two
     lines naming no input (one of these TIFFs loads, the other fails in one line)."""
     case = make_case(3, number)
+    _same_seed(case.kind)
     blob = Blob(uri=case.name, data=case.data, name=case.name, mime=sniff(case.data, ""))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

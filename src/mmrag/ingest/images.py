@@ -50,8 +50,9 @@ _ALL_FRAMES = {"TIFF"}  # multi-page scans; animations only keep their first fra
 _STORED_AS_JPEG = {"HEIF"}
 _HEIF_MIMES = {"image/heic", "image/heif"}
 _heif_registered = False
+# RuntimeError: pillow_heif's for every libheif error (a damaged HEIC, its size limits).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
-                  KeyError, ZeroDivisionError, MemoryError, struct.error)
+                  KeyError, ZeroDivisionError, MemoryError, struct.error, RuntimeError)
 _pil_limit_lock = threading.Lock()
 log = logging.getLogger(__name__)
 
