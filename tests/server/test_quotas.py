@@ -90,7 +90,7 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(limited):
         assert answers == [200] * 3
         resp = one.get("/collections")
         _assert_429(resp)
-        assert int(resp.headers["retry-after"]) == 100  # one token at 0.01 a second
+        assert 90 <= int(resp.headers["retry-after"]) <= 100  # a token each 100 s
         assert two.get("/collections").status_code == 200  # the other key is not slowed
         assert one.get("/health").status_code == 200  # probes are never limited
 
