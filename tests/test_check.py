@@ -4,6 +4,7 @@ media nothing refers to."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -36,13 +37,15 @@ def _media_of(index: Index, name: str) -> set[str]:
     return {it.media for it in index.store.get(record.item_ids) if it.media}
 
 
-def _damage(index: Index, docs: Path) -> None:
-    """One of each: orphan rows, a partial document, a lost media file, a stray file."""
+def _damage(index: Index, docs: Path, partial: bool = True) -> None:
+    """One of each: orphan rows, a partial document (LanceDB only: it deletes one row by
+    id here), a lost media file, a stray file."""
     vec = np.full((1, index.store.spaces["text"]), 0.1, np.float32)
     index.store.add([Item(id="feedfacefeedface:p1:t0", doc_id="feedfacefeedface",
                           source="gone.md", modality="text", text="ghost")], {"text": vec})
-    guide = next(r for r in index.documents() if r.source.endswith("guide.pdf"))
-    index.store._table.delete(f"id = '{guide.item_ids[-1]}'")  # type: ignore[attr-defined]
+    if partial:
+        guide = next(r for r in index.documents() if r.source.endswith("guide.pdf"))
+        index.store._table.delete(f"id = '{guide.item_ids[-1]}'")  # type: ignore
     index.media.path(next(iter(_media_of(index, "kite.png")))).unlink()
     index.media.put_bytes(b"nobody shows me", "bin")
     shard = index.media.path(next(iter(_media_of(index, "guide.pdf")))).parent
@@ -138,3 +141,19 @@ def test_cli_optimize_reports_collected_media(tmp_path, docs, monkeypatch):
     done = runner.invoke(app, ["optimize", "--index", where])
     assert done.exit_code == 0, done.output
     assert "removed 1 unreferenced media file(s)" in done.stdout
+
+
+@pytest.mark.milvus
+@pytest.mark.skipif(importlib.util.find_spec("milvus_lite") is None,
+                    reason="pymilvus/milvus-lite not installed")
+def test_check_and_repair_on_milvus(tmp_path, docs):
+    with Index(tmp_path / "idx", store={"backend": "milvus"}, **FAST) as index:
+        index.add(docs, show_progress=False)
+        assert index.check().ok
+        _damage(index, docs, partial=False)
+        kinds = {p.kind for p in index.check().problems}
+        assert kinds == {"orphan", "missing-media", "unreferenced-media"}
+        index.check(repair=True)
+        assert index.check().ok
+        index.add(docs, show_progress=False)
+        assert index.check().ok and len(index.documents()) == 4
