@@ -157,3 +157,16 @@ def test_check_and_repair_on_milvus(tmp_path, docs):
         assert index.check().ok
         index.add(docs, show_progress=False)
         assert index.check().ok and len(index.documents()) == 4
+
+
+def test_check_finds_token_matrices_whose_shard_is_gone(tmp_path):
+    from mmrag.store.multivec import MultiVectorStore
+
+    with MultiVectorStore(tmp_path / "mv", dim=4) as mv:
+        mv.add(["d1:p1", "d1:p2"], [np.ones((3, 4), np.float32), np.ones((2, 4), np.float32)])
+        mv.add(["d2:p1"], [np.ones((2, 4), np.float32)])
+        assert mv.missing_shards() == []
+        shard = min((tmp_path / "mv" / "shards").glob("*.npy"))
+        lost = {i for i in mv.ids() if mv._locate([i])[i][0] == shard.stem}
+        shard.unlink()
+        assert set(mv.missing_shards()) == lost

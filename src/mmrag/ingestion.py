@@ -428,9 +428,8 @@ class Ingestion:
                                                [it.id for it in d.items], time.time(),
                                                d.parent) for d in docs])
         except BaseException:
-            known = self.catalog.doc_ids()
-            new = sorted({d.doc_id for d in docs} - known)
-            try:
+            try:  # only what the catalog lacks: a failure after COMMIT keeps the group
+                new = sorted({d.doc_id for d in docs} - self.catalog.doc_ids())
                 self.store.delete(new)
                 ids = [it.id for d in docs if d.doc_id in new for it in d.items]
                 for mv in self.multivec.values():
