@@ -370,7 +370,7 @@ def _judge(case: Case, answer: dict[str, Any] | None, stderr: str, summary: Summ
     summary.slowest = max(summary.slowest, (answer["seconds"], case.name))
 
 
-def run(cases: int, seed: int = 0, workers: int = 2, timeout: float = 30.0,
+def run(cases: int, seed: int = 0, workers: int = 2, timeout: float = 60.0,
         kinds: list[str] | None = None, start: int = 0, pristine: bool = False) -> Summary:
     """Feed cases ``start .. start+cases`` of ``seed`` through ``workers`` processes."""
     summary = Summary(seed)
@@ -457,7 +457,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--kinds", default="", help="comma-separated seed kinds")
     parser.add_argument("--samples", action="store_true", help="print unexpected reasons")
     parser.add_argument("--pristine", action="store_true", help="the seeds, unmutated")
