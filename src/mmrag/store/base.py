@@ -25,6 +25,9 @@ class Store(Protocol):
     ``add`` is atomic per call: after a crash either all of its rows are visible or none.
     Vector rows that are all-NaN mean "no vector in this space" for that item; such rows
     are never returned by :meth:`dense` for that space. Higher scores are better.
+
+    Optional: ``refs() -> list[(id, doc_id, media)]`` of every row, a cheap full scan
+    for ``mmrag check``; without it the check reads catalogued ids through :meth:`get`.
     """
 
     def add(self, items: Sequence[Item], vectors: Mapping[str, np.ndarray]) -> None: ...
