@@ -35,6 +35,7 @@ from ..errors import ConfigError
 from ..generate import PROVIDERS, generators
 from ..index import Index
 from . import ask, collections, items, media, search
+from .allocator import limit_arenas
 from .auth import is_loopback, require
 from .errors import install_error_handlers
 from .generation import index_generator
@@ -231,6 +232,7 @@ def serve(index: Index | str | Path | None = None, *, data: str | Path | None = 
     """
     import uvicorn
 
+    limit_arenas()  # before uvicorn and the stores start their threads
     if data is not None:
         check_exposure(KeyStore(data), host, insecure)
         _check_generator(Settings.load(config, profile=profile, **overrides)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import MmragError
+from .allocator import trim
 from .batches import add_batch, batches
 from .errors import ApiError, one_line
 from .joblog import JobLog, summary
@@ -216,6 +217,7 @@ class Jobs:
             job.finished = time.time()
             job.status = status  # last: a client that sees it finished sees everything
             self._save(job)
+            trim()  # an ingest burst leaves free heap pages behind (see allocator.py)
 
     def _report(self, collection: str, status: str, items: int) -> None:
         if self.on_file is not None:
