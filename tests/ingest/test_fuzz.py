@@ -169,3 +169,45 @@ def test_zip_of_a_future_version_is_one_line():
     with pytest.raises(NotImplementedError):
         zipfile.ZipFile(io.BytesIO(bytes(data)))
     assert _reason("deck.pptx", bytes(data)).startswith("corrupt document (not a readable zip")
+
+
+# -- structure bombs: numbers inside a zip member's XML (the fuzzer's --deep cases) --------------
+def _rezipped(kind: str, member: str, old: bytes, new: bytes) -> bytes:
+    """The seed of ``kind`` with ``old`` replaced by ``new`` in ``member``."""
+    from tests.ingest.fuzz_seeds import _zip
+
+    with zipfile.ZipFile(io.BytesIO(seed_bytes(kind))) as zf:
+        members = [(i.filename, zf.read(i)) for i in zf.infolist()]
+    assert any(old in body for name, body in members if name == member)
+    return _zip([(n, b.replace(old, new, 1) if n == member else b) for n, b in members])
+
+
+def test_xlsx_merged_range_bomb_refused_at_once():
+    """xlsx: openpyxl builds one object per merged cell; A1:XFD1048576 (17 billion cells,
+    a 30-byte edit) ran for hours before the merged ranges were checked."""
+    data = _rezipped("xlsx", "xl/worksheets/sheet1.xml", b'mergeCell ref="A6:C6"',
+                     b'mergeCell ref="A1:XFD1048576"')
+    assert _reason("big.xlsx", data).startswith("spreadsheet bomb refused")
+
+
+def test_odf_space_run_bomb_capped():
+    """odf: <text:s text:c="400000000"/> made a 400 MB string; junk counts failed."""
+    settings = IngestSettings(**WORKER_SETTINGS["ingest"])
+    for count in (b"400000000", b"-1", b"x"):
+        data = _rezipped("odt", "content.xml", b"High water",
+                         b'High<text:s text:c="' + count + b'"/>water')
+        blob = Blob(uri="s.odt", data=data, name="s.odt", mime=sniff(data, "s.odt"))
+        text = " ".join(p.text for p in load(blob, settings))
+        assert "water" in text and len(text) < 1000
+
+
+@pytest.mark.parametrize("attrs", [
+    b'table:number-rows-repeated="0"', b'table:number-rows-repeated="x"'])
+def test_ods_zero_repeat_with_a_span_loads(attrs: bytes):
+    """odf: a zero (or junk) row repeat left a spanned cell unset: KeyError, table lost."""
+    data = _rezipped("ods", "content.xml", b"<table:table-row><table:table-cell>",
+                     b"<table:table-row " + attrs + b"><table:table-cell "
+                     b'table:number-columns-spanned="2">')
+    blob = Blob(uri="t.ods", data=data, name="t.ods", mime=sniff(data, "t.ods"))
+    text = " ".join(p.text for p in load(blob, IngestSettings(**WORKER_SETTINGS["ingest"])))
+    assert "Brest" in text

@@ -108,13 +108,17 @@ def _metadata(zf: zipfile.ZipFile) -> dict[str, Any]:
     return out
 
 
+_MAX_SPACES = 64  # a run of spaces says no more than this many do
+
+
 def inline_text(el: ET.Element) -> str:
     """A paragraph's text: spaces (``text:s``), tabs and line breaks kept; footnotes and
     frames (read separately) left out."""
     out = [el.text or ""]
     for child in el:
         if child.tag == _q("text:s"):
-            out.append(" " * int(child.get(_q("text:c"), "1") or 1))
+            # capped: text:c="400000000" made a 400 MB string of one 500-byte file
+            out.append(" " * min(_count(child, "text:c"), _MAX_SPACES))
         elif child.tag == _q("text:tab"):
             out.append("\t")
         elif child.tag == _q("text:line-break"):
@@ -134,18 +138,18 @@ def table_rows(table: ET.Element) -> list[list[str]]:
     spans: list[tuple[int, int, int, int]] = []
     r = 0
     for row in _rows(table):
-        repeat = int(row.get(_q("table:number-rows-repeated"), "1") or 1)
+        repeat = _count(row, "table:number-rows-repeated")
         values, c = [], 0
         for cell in row:
             if cell.tag not in (_q("table:table-cell"), _q("table:covered-table-cell")):
                 continue
-            times = int(cell.get(_q("table:number-columns-repeated"), "1") or 1)
+            times = _count(cell, "table:number-columns-repeated")
             text = " ".join(" ".join(inline_text(p).split()) for p in cell.iter(_P)).strip()
             if text:
                 for k in range(min(times, _REPEAT_CAP)):
                     values.append((c + k, text))
-                rs = int(cell.get(_q("table:number-rows-spanned"), "1") or 1)
-                cs = int(cell.get(_q("table:number-columns-spanned"), "1") or 1)
+                rs = _count(cell, "table:number-rows-spanned")
+                cs = _count(cell, "table:number-columns-spanned")
                 if rs > 1 or cs > 1:
                     spans.append((r, c, rs, cs))
             c += times
@@ -163,6 +167,15 @@ def table_rows(table: ET.Element) -> list[list[str]]:
     rows = sorted({rc[0] for rc in cells})
     cols = sorted({rc[1] for rc in cells})
     return [[cells.get((i, j), "") for j in cols] for i in rows]
+
+
+def _count(el: ET.Element, attr: str) -> int:
+    """A repeat or span count, at least 1: a damaged "0", "-1" or "x" counts once (a zero
+    repeat left a spanned cell's text unset, and the table failed with a KeyError)."""
+    try:
+        return max(1, int(el.get(_q(attr), "1") or 1))
+    except ValueError:
+        return 1
 
 
 def _rows(table: ET.Element) -> Iterator[ET.Element]:
@@ -193,7 +206,7 @@ def _walk(el: ET.Element, flow: Flow, zf: zipfile.ZipFile, depth: int | None) ->
     for child in el:
         tag = child.tag
         if tag == _H:
-            level = int(child.get(_q("text:outline-level"), "1") or 1)
+            level = _count(child, "text:outline-level")
             flow.paragraph(inline_text(child), level=level)
         elif tag == _P:
             flow.paragraph(inline_text(child), bullet=depth if depth else None)

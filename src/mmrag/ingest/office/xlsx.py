@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
+import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from typing import Any
@@ -17,7 +19,7 @@ from ...config import IngestSettings
 from ...errors import IngestError, MissingDependencyError
 from ...types import Blob
 from ..base import Piece, loaders
-from ..containers import open_zip
+from ..containers import ZIP_ERRORS, open_zip
 from .document import Structure, core_metadata, office_pieces
 from .pictures import picture_pieces
 from .render import words
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # cells read per sheet: a used range of a million rows would be a few GB of Python strings
 MAX_CELLS = 2_000_000
+_MERGE_REF = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([^"]*)"')
 
 
 @loaders.register("xlsx")
@@ -42,8 +45,9 @@ def _open(blob: Blob, settings: IngestSettings) -> Any:
         import openpyxl
     except ImportError:
         raise MissingDependencyError("XLSX files", "office") from None
-    open_zip(blob.data, blob.uri, max_bytes=settings.office_max_unzipped_bytes,
-             max_ratio=settings.office_max_zip_ratio).close()
+    with open_zip(blob.data, blob.uri, max_bytes=settings.office_max_unzipped_bytes,
+                  max_ratio=settings.office_max_zip_ratio) as zf:
+        _refuse_merge_bomb(zf, blob.uri)
     try:
         with warnings.catch_warnings():  # "unknown extension" noise on valid files
             warnings.simplefilter("ignore")
@@ -51,6 +55,33 @@ def _open(blob: Blob, settings: IngestSettings) -> Any:
     except Exception as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise IngestError(blob.uri, f"corrupt XLSX: {reason}") from None
+
+
+def _refuse_merge_bomb(zf: zipfile.ZipFile, uri: str) -> None:
+    """openpyxl makes one object per cell of every merged range while loading: a 100-byte
+    ``<mergeCell ref="A1:XFD1048576"/>`` would take hours and all memory (found by the
+    loader fuzzer). Merged ranges covering more than MAX_CELLS cells are refused first."""
+    from openpyxl.utils.cell import range_boundaries
+
+    total = 0
+    for name in zf.namelist():
+        if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+            continue
+        try:
+            xml = zf.read(name)
+        except (KeyError, *ZIP_ERRORS):
+            continue  # openpyxl reports the damaged member
+        for ref in _MERGE_REF.findall(xml):
+            try:
+                left, top, right, bottom = range_boundaries(ref.decode("ascii", "replace"))
+            except (ValueError, TypeError):
+                continue
+            if None in (left, top, right, bottom):
+                continue
+            total += (abs(right - left) + 1) * (abs(bottom - top) + 1)
+            if total > MAX_CELLS:
+                raise IngestError(uri, f"spreadsheet bomb refused: merged cells cover more "
+                                       f"than {MAX_CELLS} cells")
 
 
 def parse_xlsx(blob: Blob, settings: IngestSettings) -> Structure:
