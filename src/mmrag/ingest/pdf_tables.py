@@ -329,8 +329,8 @@ def _plausible(grid: list[list[str]], covered: list[list[bool]]) -> bool:
     chart's bars cut one label box into hundreds of positions)."""
     total = sum(len(row) for row in grid)
     filled = sum(1 for row in grid for c in row if c.strip())
-    copied = sum(1 for row, cov in zip(grid, covered) for c, k in zip(row, cov)
-                 if k and c.strip())
+    copied = sum(1 for row, cov in zip(grid, covered, strict=True)
+                 for c, k in zip(row, cov, strict=True) if k and c.strip())
     return total > 0 and filled >= _MIN_FILLED * total and 2 * copied <= filled
 
 
@@ -347,7 +347,7 @@ def _split_rows(grid: list[list[str]], rows: list[tuple[float, float]]
     above and below its body arrives as one row of k-line cells."""
     out_grid: list[list[str]] = []
     out_rows: list[tuple[float, float]] = []
-    for cells, (top, bottom) in zip(grid, rows):
+    for cells, (top, bottom) in zip(grid, rows, strict=False):
         parts = [c.split("\n") if c.strip() else [] for c in cells]
         counts = {len(p) for p in parts if p}
         k = counts.pop() if len(counts) == 1 else 1
@@ -422,7 +422,7 @@ def continues(prev: PdfTable, nxt: PdfTable) -> bool:
         return False
     if len(prev.xs) != len(nxt.xs):
         return False
-    return all(abs(a - b) <= _EDGE_TOL for a, b in zip(prev.xs, nxt.xs))
+    return all(abs(a - b) <= _EDGE_TOL for a, b in zip(prev.xs, nxt.xs, strict=True))
 
 
 def join(prev: PdfTable, nxt: PdfTable) -> PdfTable:

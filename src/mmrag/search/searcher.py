@@ -226,7 +226,7 @@ class Searcher:
         chosen = [[items[i] for i in members[g]] for g, _ in ranked[:k]]
         pages = self._page_media(chosen)
         hits: list[Hit] = []
-        for (g, score), group in zip(ranked[:k], chosen, strict=True):
+        for (_g, score), group in zip(ranked[:k], chosen, strict=True):
             best_item = group[0]
             media = next((m.media for m in group if m.media), "") or pages.get(
                 page_item_id(group[0].doc_id, group[0].page), "")

@@ -235,7 +235,8 @@ class MilvusStore:
                                        limit)
                     row[key] = cut
             if self._fts == TERMS_COLUMN:
-                row[TERMS_COLUMN] = _cut(lexical_text(row["text"], stem=self._stem), VARCHAR_MAX["text"])
+                row[TERMS_COLUMN] = _cut(lexical_text(row["text"], stem=self._stem),
+                                         VARCHAR_MAX["text"])
             for space, (mat, present) in prepared.items():
                 row[vec_col(space)] = mat[i].tolist()
                 row[has_col(space)] = bool(present[i])
