@@ -65,8 +65,8 @@ MEMORY_LIMIT = 16 << 30
 RSS_LIMIT = 3 << 30
 ROTATE_EVERY = 150  # cases per index: keeps each add's store write small
 WARM_UP = 60.0  # seconds a fresh worker gets on top of the per-case timeout
-CHECK_EVERY = 25
-SETTINGS_ENV = "MMRAG_FUZZ_SETTINGS"  # JSON merged over WORKER_SETTINGS (e.g. renders on)  # cases between full catalog <-> store comparisons
+CHECK_EVERY = 25  # cases between full catalog <-> store comparisons
+SETTINGS_ENV = "MMRAG_FUZZ_SETTINGS"  # JSON merged over WORKER_SETTINGS (e.g. renders on)
 # A reason naming a raw exception type: a library error the loader guard caught.
 RAW_EXCEPTION = re.compile(r"\b[A-Z]\w*(Error|Exception|Warning)\b:?|\bErrno\b")
 
@@ -150,6 +150,66 @@ def member(rng: random.Random, data: bytes) -> bytes:
                 body = rng.choice(list(BYTE_MUTATIONS.values()))(rng, body)
             out.writestr(info, body)
     return buf.getvalue()
+
+
+# -- structure-aware mutations of the XML inside zips ("deep" cases) -----------------------
+# Values that parsers turn into sizes, counts, ranges and paths.
+ODD_VALUES = (b"0", b"-1", b"x", b"", b"400000000", b"4294967295", b"99999999999999",
+              b"A1:XFD1048576", b"1E+308", b"../../../../etc/passwd", b"#nothing")
+_ATTR = re.compile(rb'(\s[\w:.-]+=")([^"]*)(")')
+_XML_MEMBER = (".xml", ".xhtml", ".opf", ".rels", ".ncx")
+
+
+def attr_value(rng: random.Random, data: bytes) -> bytes:
+    """One attribute value replaced by an odd one: the XML stays well-formed, so the
+    document parsers (not the zip or XML layer) meet it."""
+    found = [m.span(2) for m in _ATTR.finditer(data[:500_000])]
+    if not found:
+        return number(rng, data)
+    a, b = rng.choice(found)
+    return data[:a] + rng.choice(ODD_VALUES) + data[b:]
+
+
+def attr_drop(rng: random.Random, data: bytes) -> bytes:
+    """One attribute removed (a required id, href or size gone)."""
+    found = [m.span() for m in _ATTR.finditer(data[:500_000])]
+    if not found:
+        return delete(rng, data)
+    a, b = rng.choice(found)
+    return data[:a] + data[b:]
+
+
+DEEP_MUTATIONS: dict[str, Mutation] = {"value": attr_value, "drop": attr_drop,
+                                       "number": number}
+
+
+def deep_member(rng: random.Random, data: bytes, op: str) -> bytes:
+    """``op`` applied to one XML member of a zip, which is rebuilt with valid checksums."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = [(i, zf.read(i)) for i in zf.infolist()]
+    xml = [n for n, (i, _) in enumerate(members) if i.filename.endswith(_XML_MEMBER)]
+    pick = rng.choice(xml or range(len(members)))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as out:
+        for n, (info, body) in enumerate(members):
+            out.writestr(info, DEEP_MUTATIONS[op](rng, body) if n == pick else body)
+    return buf.getvalue()
+
+
+def make_deep_case(seed: int, number: int) -> Case:
+    """Deep case ``number`` of ``seed``: a zip-based seed (office, e-book) with one to
+    three attribute-level edits in its XML. A stream of its own (names ``fz{seed}-d...``),
+    so adding it left the byte-level cases' numbers as they were."""
+    kinds = [k for k in sorted(SEEDS) if seed_bytes(k)[:2] == b"PK"]
+    kind = kinds[number % len(kinds)]
+    rng = random.Random(f"{seed}:{number}:deep")
+    ops = tuple(rng.choice(sorted(DEEP_MUTATIONS)) for _ in range(rng.choice((1, 1, 2, 3))))
+    data = seed_bytes(kind)
+    for op in ops:
+        data = deep_member(rng, data, op)
+    ext = SEEDS[kind][0].rpartition(".")[2]
+    return Case(number, kind, ops, f"fz{seed}-d{number:05d}-{kind}-{'+'.join(ops)}.{ext}",
+                data)
 
 
 # -- cases ------------------------------------------------------------------------------
@@ -371,7 +431,8 @@ def _judge(case: Case, answer: dict[str, Any] | None, stderr: str, summary: Summ
 
 
 def run(cases: int, seed: int = 0, workers: int = 2, timeout: float = 60.0,
-        kinds: list[str] | None = None, start: int = 0, pristine: bool = False) -> Summary:
+        kinds: list[str] | None = None, start: int = 0, pristine: bool = False,
+        deep: bool = False) -> Summary:
     """Feed cases ``start .. start+cases`` of ``seed`` through ``workers`` processes."""
     summary = Summary(seed)
     todo: queue.Queue[int] = queue.Queue()
@@ -391,7 +452,8 @@ def run(cases: int, seed: int = 0, workers: int = 2, timeout: float = 60.0,
                     n = todo.get_nowait()
                 except queue.Empty:
                     return
-                case = make_case(seed, n, kinds, pristine)
+                case = make_deep_case(seed, n) if deep else make_case(seed, n, kinds,
+                                                                       pristine)
                 path = files / case.name
                 path.write_bytes(case.data)
                 answer = worker.ask(path, timeout)
@@ -461,6 +523,8 @@ def main() -> None:
     parser.add_argument("--kinds", default="", help="comma-separated seed kinds")
     parser.add_argument("--samples", action="store_true", help="print unexpected reasons")
     parser.add_argument("--pristine", action="store_true", help="the seeds, unmutated")
+    parser.add_argument("--deep", action="store_true",
+                        help="attribute-level edits of the XML in zip-based seeds")
     parser.add_argument("--settings", default="", help=f"JSON over {WORKER_SETTINGS}")
     args = parser.parse_args()
     if args.worker:
@@ -469,7 +533,8 @@ def main() -> None:
     if args.settings:
         os.environ[SETTINGS_ENV] = args.settings  # the workers inherit it
     summary = run(args.cases, args.seed, args.workers, args.timeout,
-                  [k for k in args.kinds.split(",") if k] or None, args.start, args.pristine)
+                  [k for k in args.kinds.split(",") if k] or None, args.start, args.pristine,
+                  args.deep)
     print(report(summary))
     if args.samples:
         print("\n".join(_samples(summary)))

@@ -55,6 +55,21 @@ def test_fuzz_short():
     assert sum(n for (_, status), n in summary.outcome.items() if status == "failed") > 50
 
 
+def test_fuzz_short_deep():
+    """20 attribute-level XML edits of each zip-based seed (office, e-book)."""
+    summary = run(20 * 7, seed=0, deep=True)
+    _assert_clean(summary)
+    assert summary.cases == 20 * 7
+
+
+@pytest.mark.slow
+def test_fuzz_long_deep():
+    """The recorded deep run (benchmarks/results/fuzz.md): 5,000 cases of seed 1."""
+    summary = run(5_000, seed=1, deep=True)
+    _assert_clean(summary)
+    assert summary.cases == 5_000
+
+
 @pytest.mark.slow
 def test_fuzz_long():
     """The recorded run (benchmarks/results/fuzz.md): 10,000 cases of seed 1."""
@@ -211,3 +226,23 @@ def test_ods_zero_repeat_with_a_span_loads(attrs: bytes):
     blob = Blob(uri="t.ods", data=data, name="t.ods", mime=sniff(data, "t.ods"))
     text = " ".join(p.text for p in load(blob, IngestSettings(**WORKER_SETTINGS["ingest"])))
     assert "Brest" in text
+
+
+def test_odf_unknown_xml_encoding_is_one_line():
+    """odf: encoding="x" in content.xml's declaration raised a raw LookupError."""
+    data = _rezipped("odt", "content.xml", b'encoding="UTF-8"', b'encoding="x"')
+    assert _reason("e.odt", data) == "corrupt OpenDocument: content.xml: unknown encoding: x"
+
+
+def test_xlsx_far_cell_makes_no_empty_cells():
+    """xlsx: one value at row 99999999999999 made openpyxl build and keep a Cell for each
+    of 2 million empty positions (12 s); the sheet is read from the cells it holds."""
+    import openpyxl
+
+    from mmrag.ingest.office.xlsx import sheet_rows
+
+    data = _rezipped("xlsx", "xl/worksheets/sheet3.xml", b'<c r="C2"', b'<c r="C99999999999999"')
+    ws = openpyxl.load_workbook(io.BytesIO(data), data_only=True)["Ledger"]
+    held = len(ws._cells)
+    rows = sheet_rows(ws)
+    assert len(ws._cells) == held and any("account 1" in c for c in rows[1])

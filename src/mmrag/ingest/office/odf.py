@@ -89,7 +89,7 @@ def _xml(zf: zipfile.ZipFile, name: str, uri: str) -> ET.Element:
         return ET.fromstring(zf.read(name))
     except KeyError:
         raise IngestError(uri, f"corrupt OpenDocument: no {name}") from None
-    except (ET.ParseError, *ZIP_ERRORS) as exc:
+    except (ET.ParseError, LookupError, *ZIP_ERRORS) as exc:  # LookupError: encoding="x"
         raise IngestError(uri, f"corrupt OpenDocument: {name}: {exc}") from None
 
 

@@ -120,9 +120,13 @@ def sheet_rows(ws: Any, uri: str = "") -> list[list[str]]:
         log.warning("%s: sheet %r has %d cells; the first %d are read", uri, ws.title,
                     height * width, MAX_CELLS)
         height = max(1, MAX_CELLS // max(width, 1))
-    rows = [[value_text(v) for v in row] for row in ws.iter_rows(
-        min_row=top, max_row=top + height - 1, min_col=left, max_col=left + width - 1,
-        values_only=True)]
+    # From the cells the file holds, not iter_rows: that makes (and keeps) a Cell object
+    # for every empty position, 12 s for one value written at row 99999999999999.
+    rows = [[""] * width for _ in range(height)]
+    for (r, c), cell in ws._cells.items():
+        i, j = r - top, c - left
+        if 0 <= i < height and 0 <= j < width:
+            rows[i][j] = value_text(cell.value)
     for rng in ws.merged_cells.ranges:
         value = value_text(ws.cell(rng.min_row, rng.min_col).value)
         for r in range(rng.min_row, rng.max_row + 1):
