@@ -203,6 +203,8 @@ def _ooxml_from_names(names: Iterable[str]) -> str | None:
 # (NotImplementedError), a broken deflate stream (zlib.error), a cut one (EOFError).
 ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, OSError, ValueError, EOFError,
                                            NotImplementedError, zlib.error)
+# ... and reading a member by name, which may also be absent.
+ZIP_MEMBER_ERRORS: tuple[type[Exception], ...] = (KeyError, *ZIP_ERRORS)
 
 
 def open_zip(data: bytes | BinaryIO, uri: str, *, max_bytes: int, max_ratio: float,

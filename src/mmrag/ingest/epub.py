@@ -27,7 +27,7 @@ from ..errors import IngestError
 from ..types import Blob
 from .base import Piece, loaders
 from .chunk import section_spans
-from .containers import ZIP_ERRORS, open_zip
+from .containers import ZIP_ERRORS, ZIP_MEMBER_ERRORS, open_zip
 from .office.pictures import picture_pieces
 from .text import html_to_text, text_pieces
 
@@ -238,7 +238,7 @@ def _member(zf: zipfile.ZipFile, path: str) -> bytes:
     damaged: a broken picture costs only itself."""
     try:
         return zf.read(path)
-    except (KeyError, *ZIP_ERRORS):
+    except ZIP_MEMBER_ERRORS:
         return b""
 
 

@@ -23,7 +23,7 @@ from ...config import IngestSettings
 from ...errors import IngestError
 from ...types import Blob
 from ..base import Piece, loaders
-from ..containers import ODP, ODS, ZIP_ERRORS, open_zip
+from ..containers import ODP, ODS, ZIP_ERRORS, ZIP_MEMBER_ERRORS, open_zip
 from ..text import text_pieces
 from .document import Structure, office_pieces
 from .flow import Flow
@@ -84,12 +84,16 @@ def parse_odf(blob: Blob, settings: IngestSettings) -> Structure:
         return _text_document(doc, zf, blob.uri, settings, meta)
 
 
+# A member that is not XML, or declares an encoding Python lacks (LookupError), or is damaged.
+_XML_ERRORS: tuple[type[Exception], ...] = (ET.ParseError, LookupError, *ZIP_ERRORS)
+
+
 def _xml(zf: zipfile.ZipFile, name: str, uri: str) -> ET.Element:
     try:
         return ET.fromstring(zf.read(name))
     except KeyError:
         raise IngestError(uri, f"corrupt OpenDocument: no {name}") from None
-    except (ET.ParseError, LookupError, *ZIP_ERRORS) as exc:  # LookupError: encoding="x"
+    except _XML_ERRORS as exc:
         raise IngestError(uri, f"corrupt OpenDocument: {name}: {exc}") from None
 
 
@@ -252,7 +256,7 @@ def _member(zf: zipfile.ZipFile, href: str) -> bytes:
         return b""
     try:
         return zf.read(href.removeprefix("./"))
-    except (KeyError, *ZIP_ERRORS):
+    except ZIP_MEMBER_ERRORS:
         return b""
 
 

@@ -19,7 +19,7 @@ from ...config import IngestSettings
 from ...errors import IngestError, MissingDependencyError
 from ...types import Blob
 from ..base import Piece, loaders
-from ..containers import ZIP_ERRORS, open_zip
+from ..containers import ZIP_MEMBER_ERRORS, open_zip
 from .document import Structure, core_metadata, office_pieces
 from .pictures import picture_pieces
 from .render import words
@@ -69,7 +69,7 @@ def _refuse_merge_bomb(zf: zipfile.ZipFile, uri: str) -> None:
             continue
         try:
             xml = zf.read(name)
-        except (KeyError, *ZIP_ERRORS):
+        except ZIP_MEMBER_ERRORS:
             continue  # openpyxl reports the damaged member
         for ref in _MERGE_REF.findall(xml):
             try:
