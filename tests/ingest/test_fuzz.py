@@ -28,6 +28,7 @@ from tests.ingest.fuzz import (
     Worker,
     _judge,
     make_case,
+    make_deep_case,
     report,
     run,
 )
@@ -123,7 +124,7 @@ def test_worker_that_hangs_is_killed(tmp_path: Path):
 # sha1 prefixes of the seeds the regression cases were found with: a codec library of
 # another version (libheif) writes other bytes, and the case then is another file.
 SEED_SHA1 = {"tiff": "520ce8", "gif": "035f1a", "epub": "76f91b", "odp": "808365",
-             "ods": "8eecf9", "heic": "d4c80a"}
+             "ods": "8eecf9", "heic": "d4c80a", "docx": "0b4a45", "pptx": "5060a0"}
 
 
 def _same_seed(kind: str) -> None:
@@ -246,3 +247,19 @@ def test_xlsx_far_cell_makes_no_empty_cells():
     held = len(ws._cells)
     rows = sheet_rows(ws)
     assert len(ws._cells) == held and any("account 1" in c for c in rows[1])
+
+
+@pytest.mark.parametrize(("number", "expected"), [
+    (140, "corrupt DOCX: the main document part has no body"),  # raw AttributeError
+    (1104, "corrupt PPTX: slide list:"),  # python-pptx's KeyError for a missing rId
+    (1636, "corrupt PPTX: slide list:"),  # a slide relationship to a part not a slide
+    (1680, None),  # docx: core-properties relationship dropped: loads, without metadata
+])
+def test_deep_regression(number: int, expected: str | None):
+    case = make_deep_case(1, number)
+    _same_seed(case.kind)
+    if expected is None:
+        blob = Blob(uri=case.name, data=case.data, name=case.name, mime=sniff(case.data, ""))
+        assert list(load(blob, IngestSettings(**WORKER_SETTINGS["ingest"])))
+    else:
+        assert _reason(case.name, case.data).startswith(expected)

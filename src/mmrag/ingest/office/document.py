@@ -65,6 +65,17 @@ def core_metadata(props: Any) -> dict[str, Any]:
     return out
 
 
+def package_metadata(document: Any) -> dict[str, Any]:
+    """:func:`core_metadata` of a python-docx/python-pptx document, or {} when its
+    relationships lead to a part that is not core properties (the fuzzer's damaged
+    packages raised a raw AttributeError): the metadata is lost, not the document."""
+    try:
+        props = document.core_properties
+    except (AttributeError, KeyError, ValueError, TypeError):
+        return {}
+    return core_metadata(props)
+
+
 def office_pieces(blob: Blob, settings: IngestSettings, ext: str,
                   parse: Callable[[Blob, IngestSettings], Structure]) -> Iterator[Piece]:
     """The pieces of one office document: its structure, then its page renders."""

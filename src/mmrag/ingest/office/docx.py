@@ -20,7 +20,7 @@ from ...types import Blob
 from ..base import Piece, loaders
 from ..containers import open_zip
 from ..text import text_pieces
-from .document import Structure, core_metadata, office_pieces
+from .document import Structure, office_pieces, package_metadata
 from .flow import Flow
 from .tables import clean_grid, markdown_lines
 
@@ -55,7 +55,9 @@ def open_document(blob: Blob, settings: IngestSettings) -> Any:
 
 def parse_docx(blob: Blob, settings: IngestSettings) -> Structure:
     doc = open_document(blob, settings)
-    meta = core_metadata(doc.core_properties)
+    meta = package_metadata(doc)
+    if getattr(doc.element, "body", None) is None:  # the main part is not a document
+        raise IngestError(blob.uri, "corrupt DOCX: the main document part has no body")
     flow = Flow()
     rendered_breaks = bool(doc.element.body.xpath(".//w:lastRenderedPageBreak"))
     for block in blocks(doc.element.body, doc._body):

@@ -19,7 +19,7 @@ from ...types import Blob
 from ..base import Piece, loaders
 from ..containers import open_zip
 from ..text import text_pieces
-from .document import Structure, core_metadata, office_pieces
+from .document import Structure, office_pieces, package_metadata
 from .pictures import picture_pieces
 from .tables import table_pieces
 
@@ -50,10 +50,11 @@ def _open(blob: Blob, settings: IngestSettings) -> Any:
 
 def parse_pptx(blob: Blob, settings: IngestSettings) -> Structure:
     prs = _open(blob, settings)
-    meta = {**core_metadata(prs.core_properties), "slides": len(prs.slides)}
+    slides = _slides(prs, blob.uri)
+    meta = {**package_metadata(prs), "slides": len(slides)}
     pieces: list[Piece] = []
     shown: list[tuple[int, set[str]]] = []
-    for number, slide in enumerate(prs.slides, 1):
+    for number, slide in enumerate(slides, 1):
         hidden = slide._element.get("show") in ("0", "false")
         if not hidden:
             shown.append((number, set()))
@@ -63,6 +64,16 @@ def parse_pptx(blob: Blob, settings: IngestSettings) -> Structure:
             log.warning("%s: slide %d unreadable, skipped: %s", blob.uri, number,
                         " ".join(str(exc).split())[:200])
     return Structure(pieces, "slides", meta, shown)
+
+
+def _slides(prs: Any, uri: str) -> list[Any]:
+    """The slides; a slide list naming a missing relationship or a part that is not a
+    slide is a corrupt deck (python-pptx raised a raw KeyError/AttributeError)."""
+    try:
+        return list(prs.slides)
+    except (AttributeError, KeyError, ValueError, TypeError) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise IngestError(uri, f"corrupt PPTX: slide list: {reason}") from None
 
 
 def _placeholder(shape: Any) -> str:
