@@ -124,7 +124,8 @@ def test_worker_that_hangs_is_killed(tmp_path: Path):
 # sha1 prefixes of the seeds the regression cases were found with: a codec library of
 # another version (libheif) writes other bytes, and the case then is another file.
 SEED_SHA1 = {"tiff": "520ce8", "gif": "035f1a", "epub": "76f91b", "odp": "808365",
-             "ods": "8eecf9", "heic": "d4c80a", "docx": "0b4a45", "pptx": "5060a0"}
+             "ods": "8eecf9", "heic": "d4c80a", "docx": "0b4a45", "pptx": "5060a0",
+             "xlsx": "9184f7"}
 
 
 def _same_seed(kind: str) -> None:
@@ -263,3 +264,16 @@ def test_deep_regression(number: int, expected: str | None):
         assert list(load(blob, IngestSettings(**WORKER_SETTINGS["ingest"])))
     else:
         assert _reason(case.name, case.data).startswith(expected)
+
+
+def test_xlsx_damaged_style_index_prints_nothing(capsys):
+    """xlsx: openpyxl print()ed "4294967295 is out of range" on stdout, where
+    `mmrag add --json` writes its report."""
+    case = make_deep_case(1, 3723)
+    _same_seed(case.kind)
+    blob = Blob(uri=case.name, data=case.data, name=case.name, mime=sniff(case.data, ""))
+    try:
+        list(load(blob, IngestSettings(**WORKER_SETTINGS["ingest"])))
+    except IngestError as err:
+        assert "\n" not in str(err)
+    assert capsys.readouterr().out == ""

@@ -6,6 +6,7 @@ are skipped unless ``ingest.office_hidden_sheets``; pictures become image pieces
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -49,9 +50,15 @@ def _open(blob: Blob, settings: IngestSettings) -> Any:
                   max_ratio=settings.office_max_zip_ratio) as zf:
         _refuse_merge_bomb(zf, blob.uri)
     try:
-        with warnings.catch_warnings():  # "unknown extension" noise on valid files
+        # warnings: "unknown extension" noise on valid files; stdout: openpyxl print()s
+        # "4294967295 is out of range" for a damaged style index (found by the fuzzer),
+        # which would land inside `mmrag add --json` output
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()) as out:
             warnings.simplefilter("ignore")
-            return openpyxl.load_workbook(io.BytesIO(blob.data), data_only=True)
+            wb = openpyxl.load_workbook(io.BytesIO(blob.data), data_only=True)
+        if out.getvalue():
+            log.debug("%s: openpyxl said %s", blob.uri, " ".join(out.getvalue().split()))
+        return wb
     except Exception as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise IngestError(blob.uri, f"corrupt XLSX: {reason}") from None
