@@ -19,6 +19,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+PiiType = Literal["email", "phone", "iban", "credit_card", "ipv4", "ssn"]
+_DEFAULT_PII: tuple[PiiType, ...] = ("email", "phone", "iban", "credit_card", "ipv4")
+
 
 class IngestSettings(BaseModel):
     include: list[str] = Field(default_factory=list,
@@ -240,8 +243,8 @@ class PrivacySettings(BaseModel):
                              "orientation and colour tags are kept")
     mask_pii: bool = Field(False, description="replace personal data in text, OCR and "
                            "transcripts by [EMAIL], [PHONE], ... before indexing")
-    pii_types: list[Literal["email", "phone", "iban", "credit_card", "ipv4", "ssn"]] = Field(
-        default_factory=lambda: ["email", "phone", "iban", "credit_card", "ipv4"],
+    pii_types: list[PiiType] = Field(
+        default_factory=lambda: list(_DEFAULT_PII),
         description="what mask_pii masks; IBANs are mod-97 and card numbers Luhn checked")
     store_media: bool = Field(True, description="false: keep no original files, renders "
                               "or thumbnails, only text, vectors and metadata")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import cast
 
 from ..config import IngestSettings
 from ..errors import IngestError, MmragError
@@ -42,9 +41,7 @@ def load(blob: Blob, settings: IngestSettings | None = None) -> Iterator[Piece]:
     name = loader_for(blob.mime)
     if name is None:
         raise IngestError(blob.uri, f"unsupported file type {blob.mime}")
-    # Registry[Loader] types entries as factories; loaders are registered as plain
-    # functions (blob, settings) -> Iterator[Piece], so the call yields pieces.
-    pieces = cast(Iterator[Piece], loaders.get(name)(blob, settings))
+    pieces = loaders.get(name)(blob, settings)
     return _guarded(pieces, blob, name)
 
 

@@ -53,4 +53,6 @@ class Loader(Protocol):
     def __call__(self, blob: Blob, settings: IngestSettings) -> Iterator[Piece]: ...
 
 
-loaders: Registry[Loader] = Registry("loader")
+# Loaders are registered as plain functions (blob, settings) -> Iterator[Piece], not as
+# factories of a Loader, so the registry's "factory result" is the piece iterator.
+loaders: Registry[Iterator[Piece]] = Registry("loader")

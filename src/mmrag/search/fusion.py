@@ -13,19 +13,21 @@ strong in both lists gets both contributions.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
 Ranked = Sequence[tuple[str, float]]  # (item id, score), best first
 Norm = Literal["max", "minmax"]
+K = TypeVar("K", bound=Hashable)  # what a list ranks: item ids, items, page keys
+G = TypeVar("G", bound=Hashable)  # what a list is collapsed to (page, document)
 
 
-def rrf(lists: Mapping[str, Sequence[tuple[Hashable, float]]], k: int = 60,
-        weights: Mapping[str, float] | None = None) -> dict[Hashable, float]:
+def rrf(lists: Mapping[str, Sequence[tuple[K, float]]], k: int = 60,
+        weights: Mapping[str, float] | None = None) -> dict[K, float]:
     """Reciprocal rank fusion: only ranks matter, so scores of different scales mix safely.
 
     Returns key → fused score (not sorted). ``weights`` scales a list's contribution.
     """
-    fused: dict[Hashable, float] = {}
+    fused: dict[K, float] = {}
     for name, ranked in lists.items():
         w = 1.0 if weights is None else weights.get(name, 1.0)
         for rank, (key, _) in enumerate(ranked):
@@ -33,7 +35,7 @@ def rrf(lists: Mapping[str, Sequence[tuple[Hashable, float]]], k: int = 60,
     return fused
 
 
-def normalise(ranked: Sequence[tuple[Hashable, float]], how: Norm) -> dict[Hashable, float]:
+def normalise(ranked: Sequence[tuple[K, float]], how: Norm) -> dict[K, float]:
     """Scores of one list on a 0..1 scale.
 
     ``max`` divides by the best score: a list whose matches are all alike (a dense list
@@ -65,11 +67,11 @@ def weighted(lists: Mapping[str, Ranked], weights: Mapping[str, float],
     return fused
 
 
-def collapse(ranked: Sequence[tuple[Hashable, float]], key: Callable[[Hashable], Hashable],
-             how: Literal["max", "mean"] = "max") -> list[tuple[Hashable, float]]:
+def collapse(ranked: Sequence[tuple[K, float]], key: Callable[[K], G],
+             how: Literal["max", "mean"] = "max") -> list[tuple[G, float]]:
     """One entry per group (page, document), best first: its best member's score, or the
     mean of its members in this list."""
-    members: dict[Hashable, list[float]] = {}
+    members: dict[G, list[float]] = {}
     for item_key, score in ranked:
         members.setdefault(key(item_key), []).append(score)
     if how == "mean":
@@ -79,10 +81,10 @@ def collapse(ranked: Sequence[tuple[Hashable, float]], key: Callable[[Hashable],
     return sorted(scored, key=lambda gs: -gs[1])
 
 
-def mean_of_present(parts: Sequence[Mapping[Hashable, float]]) -> dict[Hashable, float]:
+def mean_of_present(parts: Sequence[Mapping[K, float]]) -> dict[K, float]:
     """Per key, the mean of the maps it appears in (absent maps do not pull it down)."""
-    total: dict[Hashable, float] = {}
-    count: dict[Hashable, int] = {}
+    total: dict[K, float] = {}
+    count: dict[K, int] = {}
     for part in parts:
         for key, value in part.items():
             total[key] = total.get(key, 0.0) + value
@@ -90,5 +92,5 @@ def mean_of_present(parts: Sequence[Mapping[Hashable, float]]) -> dict[Hashable,
     return {key: total[key] / count[key] for key in total}
 
 
-def top(fused: Mapping[Hashable, float], n: int) -> list[tuple[Hashable, float]]:
+def top(fused: Mapping[K, float], n: int) -> list[tuple[K, float]]:
     return sorted(fused.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from ..encode.base import Encoder, l2_normalize
 from ..errors import QueryError
 from ..store.base import ScoredItems, Store
 from ..types import Filters, Hit, Item
-from .fusion import collapse, mean_of_present, normalise, rrf, top
+from .fusion import G, collapse, mean_of_present, normalise, rrf, top
 from .late import mean_vector, rerank
 from .query import Query
 from .rerank import Reranker
@@ -127,8 +127,8 @@ class Searcher:
         return f"no retriever can answer a {query.kind} query in mode {mode!r}"
 
     # -- fusion ----------------------------------------------------------------------
-    def fuse(self, lists: Mapping[str, Retrieval], key: Callable[[Item], Hashable],
-             how: str = "max") -> dict[Hashable, float]:
+    def fuse(self, lists: Mapping[str, Retrieval], key: Callable[[Item], G],
+             how: Literal["max", "mean"] = "max") -> dict[G, float]:
         """Fused score per ``key`` (an item, page or document), lists collapsed to keys
         first (see fusion.py for why).
 
@@ -145,7 +145,7 @@ class Searcher:
                         for name, r in lists.items()}, k=s.rrf_k)
         n_dense = sum(r.dense for r in lists.values()) or 1
         n_lex = sum(not r.dense for r in lists.values()) or 1
-        fused: dict[Hashable, float] = {}
+        fused: dict[G, float] = {}
         for r in lists.values():
             if r.dense:
                 w = s.alpha / n_dense
@@ -158,8 +158,8 @@ class Searcher:
                 fused[k] = fused.get(k, 0.0) + w * v
         return fused
 
-    def _lexical(self, scored: ScoredItems, key: Callable[[Item], Hashable],
-                 how: str) -> dict[Hashable, float]:
+    def _lexical(self, scored: ScoredItems, key: Callable[[Item], G],
+                 how: Literal["max", "mean"]) -> dict[G, float]:
         levels: dict[bool, list[tuple[Item, float]]] = {True: [], False: []}
         for it, sc in scored:
             levels[it.modality == "page"].append((it, sc))
@@ -214,8 +214,9 @@ class Searcher:
         # members of a group in order of their own fused score; the group's own score
         # comes from fusing the collapsed lists
         item_score = self.fuse(lists, lambda it: it.id)
-        how = "mean" if self.settings.group_score == "mean" else "max"
-        group_score = self.fuse(lists, lambda it: _group_key(it, group_by), how)
+        how: Literal["max", "mean"] = "mean" if self.settings.group_score == "mean" else "max"
+        group_score: dict[Hashable, float] = self.fuse(
+            lists, lambda it: _group_key(it, group_by), how)
         members: dict[Hashable, list[str]] = {}
         for item_id, _ in top(item_score, len(item_score)):
             members.setdefault(_group_key(items[item_id], group_by), []).append(item_id)

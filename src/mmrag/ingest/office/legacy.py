@@ -29,7 +29,7 @@ def load_legacy(blob: Blob, settings: IngestSettings) -> Iterator[Piece]:
                                     "(soffice not found; install libreoffice-*-nogui)")
     data = convert(blob.data, ext, target, blob.uri, settings)
     modern = Blob(uri=blob.uri, data=data, name=blob.name, mime=mime)
-    pieces = list(loaders.get(loader)(modern, settings))  # type: ignore[attr-defined]
+    pieces = list(loaders.get(loader)(modern, settings))
     # LibreOffice opens a damaged file as an empty document rather than failing
     if not any(p.text.strip() or p.modality == "image" for p in pieces):
         raise IngestError(blob.uri, f"no content found in the .{ext} file (damaged?)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterable
 
 from PIL import Image, ImageOps, JpegImagePlugin
 
@@ -68,7 +69,7 @@ def mask_text(text: str, settings: PrivacySettings, counts: dict[str, int]) -> s
     return pii.mask(text, settings.pii_types, counts) if settings.mask_pii else text
 
 
-def _mask_text(piece: Piece, types: list[str], counts: dict[str, int]) -> None:
+def _mask_text(piece: Piece, types: Iterable[str], counts: dict[str, int]) -> None:
     found: dict[str, int] = {}
     piece.text = pii.mask(piece.text, types, found)
     for key, n in found.items():
