@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal, overload
 
 try:
     import fcntl
@@ -78,7 +79,12 @@ class FileLock:
                 _unlock(fd)
 
 
+@overload
+def _lock(path: Path, *, exclusive: bool, wait: Literal[True]) -> int: ...
+@overload
+def _lock(path: Path, *, exclusive: bool, wait: bool) -> int | None: ...
 def _lock(path: Path, *, exclusive: bool, wait: bool) -> int | None:
+    # a blocking lock returns its descriptor or raises; only a non-blocking try gives None
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     if fcntl is None:
         return fd

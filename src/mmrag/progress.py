@@ -15,6 +15,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -41,7 +42,7 @@ class Progress:
         self.label = label
         self.failed = 0
         self._bar: RichProgress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._total = total
 
     def __enter__(self) -> Progress:
@@ -57,13 +58,13 @@ class Progress:
 
     def advance(self, current: str, failed: bool = False) -> None:
         self.failed += failed
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:  # set together in __enter__
             note = f"[red]{self.failed} failed[/] " if self.failed else ""
             self._bar.update(self._task, advance=1, current=note + current[-50:])
 
     def detail(self, text: str) -> None:
         """Replace the "current" column without advancing (work inside one source)."""
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             note_ = f"[red]{self.failed} failed[/] " if self.failed else ""
             self._bar.update(self._task, current=note_ + text[-50:])
 

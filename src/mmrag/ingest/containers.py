@@ -126,6 +126,7 @@ def _zip_kind_from_head(head: bytes) -> str | None:
         name = head[offset + 30:offset + 30 + nlen].decode("utf-8", "replace")
         start = offset + 30 + nlen + elen
         names.append(name)
+        inflated: bytes | None
         if flags & 0x08 and not csize:
             # sizes follow the data (a streaming writer): inflate to the stream's end
             streamed = _streamed(head, start, method)

@@ -43,7 +43,7 @@ _ACHROMATIC = {"black", "grey", "white"}
 
 
 def _thumb(img: Image.Image) -> np.ndarray:
-    return np.asarray(img.convert("RGB").resize((_THUMB, _THUMB), Image.BILINEAR),
+    return np.asarray(img.convert("RGB").resize((_THUMB, _THUMB), Image.Resampling.BILINEAR),
                       dtype=np.float32).reshape(-1, 3)
 
 

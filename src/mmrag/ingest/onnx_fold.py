@@ -193,11 +193,13 @@ def _affine_after(g: _Graph, name: str) -> tuple[Any, Any, float, float] | None:
     """``name → Mul(s) → Add(b)`` with scalar s and b, each the only reader of its input."""
     mul = g.only_consumer(name, "Mul")
     s = g.other_scalar(mul, name) if mul is not None else None
-    add = g.only_consumer(mul.output[0], "Add") if s is not None else None
+    if mul is None or s is None:
+        return None
+    add = g.only_consumer(mul.output[0], "Add")
     b = g.other_scalar(add, mul.output[0]) if add is not None else None
     if b is None:
         return None
-    return mul, add, s, b  # type: ignore[return-value]
+    return mul, add, s, b
 
 
 def _fold_conv_affine(g: _Graph) -> int:
@@ -277,9 +279,11 @@ def _fold_affine_conv(g: _Graph) -> int:
         s = g.scalar(scalars[0])
         add = g.only_consumer(mul.output[0], "Add")
         b = g.other_scalar(add, mul.output[0]) if add is not None else None
-        conv = g.only_consumer(add.output[0], "Conv") if b is not None else None
+        if add is None or b is None:
+            continue
+        conv = g.only_consumer(add.output[0], "Conv")
         wb = _conv_weights(g, conv) if conv is not None else None
-        if not s or b is None or wb is None or conv.input[0] != add.output[0]:
+        if not s or conv is None or wb is None or conv.input[0] != add.output[0]:
             continue
         weight, bias = wb
         if _pointwise(conv):

@@ -129,7 +129,7 @@ class KeyStore:
             if not COLLECTION.fullmatch(c):
                 raise ConfigError(f"invalid collection name {c!r}")
         token = _PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(id=secrets.token_hex(4), hash=_digest(token), scope=cast(Scope, scope),
+        key = ApiKey(id=secrets.token_hex(4), hash=_digest(token), scope=scope,
                      collections=tuple(collections) if collections else None,
                      created=round(time.time(), 3), name=name)
         self._write([*self.keys(), key])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -113,7 +112,7 @@ class LatencyMiddleware:
                                         ).observe(time.perf_counter() - start)
 
 
-def _template(scope: dict[str, Any]) -> str:
+def _template(scope: Scope) -> str:
     # The router stores the matched route in the scope; its path is the template.
     route = scope.get("route")
     return str(getattr(route, "path", "")) or "<unmatched>"

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import python_multipart
 from pydantic import BaseModel
@@ -28,6 +28,9 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from .errors import ApiError
+
+if TYPE_CHECKING:  # a TypedDict python-multipart defines for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 __all__ = ["Form", "Upload", "body_schema", "decode_base64", "read_form", "read_json",
            "safe_name", "too_large"]
@@ -150,10 +153,11 @@ class _Receiver:
         elif self._upload is None and self.error is None:
             self.form.fields[self._name] = self._data.decode("utf-8", "replace")
 
-    def callbacks(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in (
-            "on_part_begin", "on_part_data", "on_part_end", "on_header_field",
-            "on_header_value", "on_header_end", "on_headers_finished")}
+    def callbacks(self) -> MultipartCallbacks:
+        return {"on_part_begin": self.on_part_begin, "on_part_data": self.on_part_data,
+                "on_part_end": self.on_part_end, "on_header_field": self.on_header_field,
+                "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
+                "on_headers_finished": self.on_headers_finished}
 
     def close(self) -> None:
         if self._fh is not None:

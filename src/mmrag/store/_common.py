@@ -7,6 +7,7 @@ Kept backend-neutral so LanceDB and Milvus validate input and treat "absent" vec
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -72,7 +73,8 @@ def prepare_vectors(items: Sequence[Item], vectors: Mapping[str, np.ndarray],
             raise StoreError(f"vectors for space {space!r} have shape {mat.shape!r}, "
                              f"expected {(n, dim)!r}")
         nan = np.isnan(mat)
-        absent = nan.all(axis=1)
+        # a 2-D array's row reduction is an array (numpy's stubs allow a scalar too)
+        absent = cast(np.ndarray, nan.all(axis=1))
         partial = nan.any(axis=1) & ~absent
         if partial.any():
             bad = items[int(np.argmax(partial))].id

@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +44,9 @@ from ._common import (
 )
 from .base import ScoredItems, stores
 from .terms import TERMS_COLUMN, lexical_text
+
+if TYPE_CHECKING:
+    from lancedb import DBConnection
 
 logger = logging.getLogger(__name__)
 
@@ -133,11 +136,12 @@ class LanceStore:
         # listing, lost in a query's time (7.0 vs 7.0 ms at 10k rows).
         consistency = timedelta(seconds=float(options.get("read_consistency_s", 0.0)))
         try:
-            self._db = lancedb.connect(self.uri, storage_options=options.get("storage_options"),
-                                       read_consistency_interval=consistency)
+            db = lancedb.connect(self.uri, storage_options=options.get("storage_options"),
+                                 read_consistency_interval=consistency)
         except Exception as exc:  # pragma: no cover - depends on the uri scheme
             raise StoreError(f"cannot open LanceDB at {self.uri!r}: {exc}") from exc
-        self._table = self._open_or_create(wanted)
+        self._db: DBConnection | None = db  # None once closed
+        self._table = self._open_or_create(db, wanted)
         # Tables made before the terms column keep BM25 over raw text (no CJK bigrams)
         # until they are re-indexed; new writes to them cannot add a column mid-way.
         self._fts = TERMS_COLUMN if TERMS_COLUMN in self._table.schema.names else "text"
@@ -149,9 +153,9 @@ class LanceStore:
 
     # ------------------------------------------------------------------ setup
 
-    def _open_or_create(self, wanted: dict[str, int]):
+    def _open_or_create(self, db: DBConnection, wanted: dict[str, int]):
         try:
-            table = self._db.open_table(self.collection)
+            table = db.open_table(self.collection)
         except (ValueError, FileNotFoundError, RuntimeError):
             table = None
         if table is None:
@@ -162,7 +166,7 @@ class LanceStore:
             # taking 10 result rows decodes whole pages, ~5-10 ms per such column per
             # query (~50 ms at 1M rows); 2.1 takes them in < 0.5 ms.
             version = str(self.options["data_storage_version"])
-            table = self._db.create_table(
+            table = db.create_table(
                 self.collection, schema=_arrow_schema(wanted), exist_ok=True,
                 storage_options={"new_table_data_storage_version": version})
             # Creating the FTS index on the empty table means BM25 never needs a

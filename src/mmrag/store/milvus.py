@@ -304,7 +304,7 @@ class MilvusStore:
 
     def _search(self, data: list, field: str, metric: str, k: int, where: str,
                 filters: Filters | None) -> ScoredItems:
-        params = {"metric_type": metric}
+        params: dict[str, Any] = {"metric_type": metric}
         if metric == "IP":
             params["params"] = dict(self.options.get("search_params") or {})
         res = self._client.search(self.collection, data=data, anns_field=field,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -145,7 +145,7 @@ class CentroidIndex:
                           verbose=False, min_points_per_centroid=1,
                           max_points_per_centroid=-(-len(sample) // k))
         km.train(sample)
-        return cls(km.centroids)
+        return cls(cast(np.ndarray, km.centroids))  # set by train()
 
     def encode(self, mats: Sequence[np.ndarray]) -> list[PageCodes]:
         """``PageCodes`` of each (tokens, dim) float matrix: one nearest-centroid pass over

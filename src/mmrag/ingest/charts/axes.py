@@ -4,6 +4,7 @@ to it (bounded by its axis line where one is drawn)."""
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import cast
 
 import numpy as np
 
@@ -37,15 +38,14 @@ def _axis_from(group: list[Token]) -> Axis | None:
             return None
     if fit is None or fit[2] > 0.02 or fit[0] == 0:
         return None
-    values = [t.value for t in group]
+    values = cast(list[float], [t.value for t in group])  # groups hold numeric labels only
     # ordered labels only: value changes monotonically down the column
-    if not all((q - p) * fit[0] > 0 for p, q in pairwise(values)):  # type: ignore[operator]
+    if not all((q - p) * fit[0] > 0 for p, q in pairwise(values)):
         return None
     step = float(np.median(np.diff([t.cy for t in group])))
     affixes = [t.affix for t in group]
     affix = max(set(affixes), key=affixes.count)
-    return Axis(group, fit[0], fit[1], step, float(min(values)), float(max(values)),  # type: ignore[type-var]
-                 affix)
+    return Axis(group, fit[0], fit[1], step, float(min(values)), float(max(values)), affix)
 
 
 def value_axes(tokens: list[Token]) -> list[Axis]:
@@ -116,16 +116,16 @@ def plot_area(ink: np.ndarray, axis: Axis, tokens: list[Token],
             right = x + e
         plot = Plot(x + 2, top, right, bottom - 1, True)
     else:
-        top = axis.top - 1.5 * axis.step_px
-        bottom = axis.bottom + 1.5 * axis.step_px
+        upper = axis.top - 1.5 * axis.step_px
+        lower = axis.bottom + 1.5 * axis.step_px
         for t in tokens:  # text rows just outside the labelled range bound the plot
             if t in axis.tokens or t.x1 < left or t.x0 > right:
                 continue
             if t.y0 > axis.bottom + 0.6 * h:
-                bottom = min(bottom, t.y0 - 1)
+                lower = min(lower, t.y0 - 1)
             elif t.y1 < axis.top - 0.6 * h:
-                top = max(top, t.y1 + 1)
-        plot = Plot(left + int(h), int(max(0, top)), right, int(min(H, bottom)), False)
+                upper = max(upper, t.y1 + 1)
+        plot = Plot(left + int(h), int(max(0, upper)), right, int(min(H, lower)), False)
     if plot.bottom - plot.top < 2 * axis.step_px or plot.right - plot.left < 3 * h:
         return None
     return plot
@@ -138,8 +138,9 @@ def tick_marks(ink: np.ndarray, plot: Plot, h: float) -> list[float]:
                 max(0, plot.left - 2):plot.right + 1].astype(np.int16)
     if band.size == 0:
         return []
-    cols = (band >= INK).all(axis=0) if h < 12 else \
-        ((band[:, :-1] + band[:, 1:]) >= INK).all(axis=0)
+    # a 2-D array's column reduction is an array (numpy's stubs allow a scalar too)
+    cols = cast(np.ndarray, (band >= INK).all(axis=0) if h < 12 else
+                ((band[:, :-1] + band[:, 1:]) >= INK).all(axis=0))
     out, run = [], []
     for i, on in enumerate([*cols, False]):
         if on:
