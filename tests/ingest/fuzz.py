@@ -9,8 +9,9 @@ text encoder, OCR and transcription off (the loaders still decode everything), u
 
 - crash: the worker died (a signal, an abort) or ``Index.add`` raised;
 - hang: no answer within the timeout (the worker is killed and replaced);
-- traceback: ``Traceback`` text in the worker's stderr or in a failure's reason;
-- bad message: a failure whose ``str()`` is not one line naming the input;
+- traceback: ``Traceback`` text or a printed Python warning in the worker's stderr;
+- bad message: a failure whose ``str()`` is not one line naming the input, or that
+  holds ``Traceback``;
 - inconsistent: catalog and store disagree, or a failed input left rows behind;
 - unexpected: a reason carrying a raw exception name (a library error caught by the
   loader guard: handled, one line, but worth a clear message of its own).
@@ -67,6 +68,8 @@ ROTATE_EVERY = 150  # cases per index: keeps each add's store write small
 WARM_UP = 60.0  # seconds a fresh worker gets on top of the per-case timeout
 CHECK_EVERY = 25  # cases between full catalog <-> store comparisons
 SETTINGS_ENV = "MMRAG_FUZZ_SETTINGS"  # JSON merged over WORKER_SETTINGS (e.g. renders on)
+# How Python prints a warning on stderr: "path.py:12: UserWarning: message".
+PY_WARNING = re.compile(r"\.py:\d+: \w*Warning: .*")
 # A reason naming a raw exception type: a library error the loader guard caught.
 RAW_EXCEPTION = re.compile(r"\b[A-Z]\w*(Error|Exception|Warning)\b:?|\bErrno\b")
 
@@ -414,8 +417,9 @@ def _judge(case: Case, answer: dict[str, Any] | None, stderr: str, summary: Summ
         summary.crashes.append(f"{tag}: {why}")
         summary.outcome[case.kind, "crash"] += 1
         return
-    if "Traceback" in stderr:
-        summary.tracebacks.append(f"{tag}: {stderr[-800:]}")
+    warned = PY_WARNING.search(stderr)  # warnings.warn shown to the user: 2 lines, no name
+    if "Traceback" in stderr or warned:
+        summary.tracebacks.append(f"{tag}: {stderr[-800:] if not warned else warned[0]}")
     summary.noise.update(re.sub(r"0x[0-9a-f]+|\d+", "N", line)[:120]
                          for line in stderr.splitlines() if line.strip())
     if answer["problem"]:

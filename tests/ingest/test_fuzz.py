@@ -96,6 +96,7 @@ FINE = {"added": [], "skipped": [], "seconds": 0.1, "problem": ""}
     ({"raised": "Traceback ...", "type": "KeyError"}, "", "crashes"),
     ({"memory": 3 << 30}, "", "memory"),
     ({**FINE, "failed": ["/x/fz0-00000-png-flip.png: bad"]}, "Traceback (most", "tracebacks"),
+    ({**FINE, "failed": []}, "/p/Tiff.py:9: UserWarning: Corrupt EXIF\n  warn()", "tracebacks"),
     ({**FINE, "failed": ["/x/fz0-00000-png-flip.png: bad\nline two"]}, "", "bad_messages"),
     ({**FINE, "failed": ["/x/other.png: bad"]}, "", "bad_messages"),
     ({**FINE, "failed": [], "problem": "catalog and store disagree"}, "", "inconsistent"),
@@ -125,7 +126,7 @@ def test_worker_that_hangs_is_killed(tmp_path: Path):
 # another version (libheif) writes other bytes, and the case then is another file.
 SEED_SHA1 = {"tiff": "520ce8", "gif": "035f1a", "epub": "76f91b", "odp": "808365",
              "ods": "8eecf9", "heic": "d4c80a", "docx": "0b4a45", "pptx": "5060a0",
-             "xlsx": "9184f7"}
+             "xlsx": "9184f7", "jpeg": "69ff89"}
 
 
 def _same_seed(kind: str) -> None:
@@ -277,3 +278,16 @@ def test_xlsx_damaged_style_index_prints_nothing(capsys):
     except IngestError as err:
         assert "\n" not in str(err)
     assert capsys.readouterr().out == ""
+
+
+def test_exif_strip_of_damaged_tags_prints_no_warning():
+    """privacy: stripping EXIF re-reads the stored JPEG; Pillow's "Tag data larger than
+    file" warning reached the terminal from there, after the loader had silenced it."""
+    from mmrag.ingest.privacy.exif import strip
+
+    case = make_case(3, 2323)
+    _same_seed(case.kind)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        strip(case.data, "jpg")
+    assert not [w for w in caught if issubclass(w.category, UserWarning)]

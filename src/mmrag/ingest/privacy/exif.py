@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 from collections.abc import Iterator
 
 from PIL import Image
@@ -48,6 +49,14 @@ def strip(data: bytes, ext: str) -> bytes | None:
     fmt = _FORMATS.get(ext.lower().lstrip("."))
     if fmt is None:
         return None
+    # Pillow warns (UserWarning, printed on the user's terminal naming no input) about
+    # damaged tags it skips, as the image loader already heard (found by the fuzzer).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        return _strip(data, fmt)
+
+
+def _strip(data: bytes, fmt: str) -> bytes | None:
     with Image.open(io.BytesIO(data)) as img:
         exif = img.getexif()
         xmp = fmt == "JPEG" and _has_xmp(data)
