@@ -59,6 +59,8 @@ def _setup(debug: bool) -> None:
     # Model libraries chat on stderr; users care about our output only.
     for noisy in ("transformers", "sentence_transformers", "httpx", "lance", "lancedb"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if _State.debug else logging.ERROR)
+    # Pillow logs damaged images at ERROR while the loader already reports them in one line
+    logging.getLogger("PIL").setLevel(logging.DEBUG if _State.debug else logging.CRITICAL)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not _State.debug:  # model-loading bars would interleave with our own progress
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
