@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 chromium espeak-ng \
 	libreoffice-writer-nogui libreoffice-impress-nogui libreoffice-calc-nogui
 
-.PHONY: install demo test test-all bench eval clean
+.PHONY: install demo lint test test-all bench eval clean
 
 install: $(STAMP)
 
@@ -33,7 +33,12 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/mmrag demo
 
-test: install
+# ruff with the rules in pyproject.toml, mypy on the package ([tool.mypy]); CI runs both
+lint: install
+	$(PY) -m ruff check src
+	$(PY) -m mypy src/mmrag
+
+test: install lint
 	$(PY) -m pytest -q
 
 test-all: install

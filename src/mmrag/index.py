@@ -409,8 +409,8 @@ class Index:
         if not records:
             return 0, set()
         self.catalog.remove_sources(records)
-        gone = {r.doc_id for r in records.values()} - self.catalog.doc_ids()
-        family = self.catalog.descendants(gone)  # an e-mail's attachments go with it
+        removed = {r.doc_id for r in records.values()} - self.catalog.doc_ids()
+        family = self.catalog.descendants(removed)  # an e-mail's attachments go with it
         if family:
             self.catalog.remove_sources([r.source for r in family])
             records.update((r.source, r) for r in family)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import GenerationError, MissingDependencyError, QueryError
 from ..generate.citations import citations_for
@@ -29,6 +29,8 @@ except ImportError as exc:  # pragma: no cover - only without the extra
     raise MissingDependencyError("the LangGraph agent", "agent") from exc
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
     from ..index import Index
 
 SYSTEM_PROMPT = """\
@@ -71,7 +73,9 @@ def run_agent(agent: CompiledStateGraph, question: str, *, image: Any = None,
     final text, every source the tools showed (``hits[n - 1]`` is ``[n]``) and the
     citations the text uses."""
     ledger = SourceLedger()
-    run_config = {**(config or {}), "recursion_limit": 2 * max_steps + 1}
+    # the caller's config (a plain dict) is a RunnableConfig with the limit added
+    run_config = cast("RunnableConfig",
+                      {**(config or {}), "recursion_limit": 2 * max_steps + 1})
     run_config["configurable"] = {**run_config.get("configurable", {}), CONFIG_KEY: ledger}
     t0 = time.perf_counter()
     too_long = GenerationError(f"the agent did not answer within {max_steps} tool rounds; "

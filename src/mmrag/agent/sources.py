@@ -14,7 +14,7 @@ messages already in the conversation.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ class SourceLedger:
                    if isinstance(s, Source))
 
     @classmethod
-    def of_run(cls, config: dict[str, Any] | None, state: dict[str, Any] | None
+    def of_run(cls, config: Mapping[str, Any] | None, state: dict[str, Any] | None
                ) -> SourceLedger:
         """The run's ledger if the caller gave one, else one rebuilt from ``state``."""
         ledger = ((config or {}).get("configurable") or {}).get(CONFIG_KEY)

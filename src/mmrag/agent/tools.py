@@ -24,7 +24,12 @@ from ..types import Hit, Item
 from .sources import Source, SourceLedger
 
 try:
-    from langchain_core.messages.content import create_image_block, create_text_block
+    from langchain_core.messages.content import (
+        ContentBlock,
+        ImageContentBlock,
+        create_image_block,
+        create_text_block,
+    )
     from langchain_core.runnables import RunnableConfig
     from langchain_core.tools import BaseTool, StructuredTool, ToolException
     from langgraph.prebuilt import InjectedState
@@ -41,7 +46,7 @@ MAX_K = 20
 HIT_CHARS = 1500    # text of one search hit shown to the model
 PAGE_CHARS = 8000   # text of one page returned by get_page
 
-Blocks = list[dict[str, Any]]
+Blocks = list[ContentBlock]
 
 
 class IndexTools:
@@ -76,7 +81,7 @@ class IndexTools:
         images = 0
         for source, hit in zip(sources, hits, strict=True):
             blocks.append(create_text_block(_hit_text(source.number, hit)))
-            if images < self.max_images and hit.media_kind == "image":
+            if images < self.max_images and hit.media_kind == "image" and hit.media_path:
                 block = self._image(Path(hit.media_path))
                 if block:
                     blocks.append(block)
@@ -161,7 +166,7 @@ class IndexTools:
             get_page, response_format="content_and_artifact", parse_docstring=True,
             handle_tool_error=True)
 
-    def _image(self, path: Path) -> dict[str, Any] | None:
+    def _image(self, path: Path) -> ImageContentBlock | None:
         try:
             return image_block(path.read_bytes(), self.image_side, self.image_format)
         except (OSError, ValueError) as exc:
@@ -174,7 +179,7 @@ def make_tools(index: Index) -> list[BaseTool]:
     return IndexTools(index).tools()
 
 
-def image_block(data: bytes, max_side: int = 768, fmt: str = "webp") -> dict[str, Any]:
+def image_block(data: bytes, max_side: int = 768, fmt: str = "webp") -> ImageContentBlock:
     """A base64 image content block, shrunk to ``max_side`` and re-encoded: page renders
     are stored large, and providers bill (and cap) images by size. Raises ``OSError`` /
     ``ValueError`` on undecodable data."""
@@ -214,7 +219,7 @@ def _render_item(items: list[Item]) -> Item | None:
     """The page render if the page has one, else the first item with an image."""
     with_media = [it for it in items if it.media]
     pages = [it for it in with_media if it.modality == "page"]
-    return (pages or with_media or [None])[0]
+    return next(iter(pages or with_media), None)
 
 
 def _page_item(items: list[Item], doc_id: str, page: int) -> Item:

@@ -122,7 +122,8 @@ class Captioner:
                 prompt_ids = inputs.get("input_ids")
                 n = 0 if prompt_ids is None else prompt_ids.shape[1]
                 # Decoder-only models echo the prompt; BLIP and encoder-decoders do not.
-                if n and ids.shape[1] >= n and torch.equal(ids[:, :n], prompt_ids):
+                if (n and prompt_ids is not None and ids.shape[1] >= n
+                        and torch.equal(ids[:, :n], prompt_ids)):
                     ids = ids[:, n:]
                 texts = self._processor.batch_decode(ids, skip_special_tokens=True)
                 out.extend(" ".join(t.split()) for t in texts)

@@ -126,9 +126,9 @@ class CLIPEncoder(TextTower):
         # SigLIP was trained on max_length-padded text and pools the last token; CLIP pools
         # at the EOS token, so padding to the longest text in the batch is exact and cheaper.
         self._padding = "max_length" if self.model_type.startswith("siglip") else "longest"
-        limits = [getattr(text_cfg, "max_position_embeddings", None),
-                  getattr(self._tokenizer, "model_max_length", None)]
-        limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+        declared = [getattr(text_cfg, "max_position_embeddings", None),
+                    getattr(self._tokenizer, "model_max_length", None)]
+        limits = [int(x) for x in declared if isinstance(x, int) and 0 < x < 1_000_000]
         self._max_length = min(limits) if limits else 77
         self._side = input_side(self._processor)
         self._image_params = set(inspect.signature(self._model.get_image_features).parameters)

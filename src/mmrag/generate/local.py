@@ -17,7 +17,7 @@ import io
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,8 @@ class LocalGenerator:
 
 
 def stream_generate(model: Any, tokenizer: Any, inputs: dict[str, Any], *, max_tokens: int,
-                    temperature: float, what: str, threads: int = 0) -> Iterator[str]:
+                    temperature: float, what: str, threads: int = 0
+                    ) -> Generator[str, None, None]:
     """Run ``model.generate`` in a thread and yield its text as it is decoded. Closing the
     iterator early (a stop string, a client that went away) stops the worker too.
     ``threads`` > 0 sets the worker's torch intra-op threads for the run."""

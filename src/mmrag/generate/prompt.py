@@ -163,7 +163,7 @@ def _hit_text(hit: Hit) -> str:
 def _hit_image(hit: Hit, settings: GenerateSettings) -> Part | None:
     """The hit's image or page render. Page-grouped text hits carry their page's render
     too: charts and tables on that page are often what the text chunk only mentions."""
-    if hit.media_kind != "image":
+    if hit.media_kind != "image" or not hit.media_path:  # an image kind has a path
         return None
     try:
         return encode_image(hit.media_path, settings.image_max_side, settings.image_format)

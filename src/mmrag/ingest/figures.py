@@ -343,7 +343,7 @@ def _bitmap(fig: _Figure, max_side: int) -> Image.Image | None:
 
 def _safe_bounds(obj: Any) -> Box:
     try:
-        return tuple(obj.get_bounds())  # type: ignore[return-value]
+        return tuple(obj.get_bounds())
     except Exception:
         return (0.0, 0.0, 0.0, 0.0)
 

@@ -228,12 +228,13 @@ def read_upright(engine: OCREngine, image: Image.Image, probe_side: int = 1024) 
     to ``image``'s own pixel coordinates. An engine with its own ``read_upright(image)``
     (lines, turn) does it all; else its ``orientation(image)`` picks the turn, else the
     quarter turns of a downscaled copy are scored."""
+    turn: int | None
     single_pass = getattr(engine, "read_upright", None)
     if callable(single_pass):  # orientation from the same detection pass (rapidocr)
         lines, turn = single_pass(image)
         return OCRResult(lines, turn, getattr(engine, "name", ""))
     w, h = image.size
-    turn: int | None = None
+    turn = None
     osd = getattr(engine, "orientation", None)
     if callable(osd):
         turn = osd(image)

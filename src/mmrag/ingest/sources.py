@@ -49,7 +49,7 @@ SPOOL_BYTES = 32 * 2**20  # a remote body larger than this goes to a temporary f
 _BLOCK = 1 << 20  # read size when copying a remote file
 
 
-def resolve(sources: Source | Iterable[Source],
+def resolve(sources: Source | Blob | Iterable[Source | Blob],
             settings: IngestSettings | None = None) -> Iterator[Blob | Failure]:
     """Yield a Blob (mime sniffed from content) or a Failure for every file in ``sources``.
 

@@ -117,9 +117,10 @@ class _Opener:
                                            **self.overrides).generate.generator)
             return Collections(warm=warm_up, data=self.data, profile=self.profile,
                                config=self.config, overrides=self.overrides)
+        assert self.index is not None  # create_app passes an index whenever data is None
         owns = not isinstance(self.index, Index)
-        opened = IndexSource(self.index, self.profile, self.config, self.overrides).open() \
-            if owns else self.index
+        opened = self.index if isinstance(self.index, Index) else \
+            IndexSource(self.index, self.profile, self.config, self.overrides).open()
         assert isinstance(opened, Index)
         try:
             collections = Collections(warm=warm_up, single=opened, owns_single=owns)

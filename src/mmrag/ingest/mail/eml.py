@@ -14,7 +14,8 @@ import logging
 from collections.abc import Iterator
 from email import policy
 from email.message import Message
-from email.utils import parsedate_to_datetime
+from email.utils import collapse_rfc2231_value, parsedate_to_datetime
+from typing import cast
 
 from ...config import IngestSettings
 from ...errors import IngestError
@@ -64,7 +65,8 @@ def _refuse_encrypted(msg: Message, uri: str) -> None:
     if ctype not in _ENCRYPTED_TYPES:
         return
     kind = "PGP" if ctype == "multipart/encrypted" else "S/MIME"
-    smime = (msg.get_param("smime-type") or "").lower() if kind == "S/MIME" else ""
+    smime = (collapse_rfc2231_value(msg.get_param("smime-type") or "").lower()
+             if kind == "S/MIME" else "")
     what = "signed-only (opaque)" if smime == "signed-data" else "encrypted"
     raise IngestError(uri, f"{what} e-mail ({kind}): its body cannot be read")
 
@@ -133,7 +135,7 @@ def _visit(part: Message, texts: list[str], htmls: list[str], parts: list[MailPa
             parts.append(attached)
         return
     if part.is_multipart():
-        children = part.get_payload()
+        children = cast(list[Message], part.get_payload())  # a multipart's is its parts
         if ctype == "multipart/alternative":
             children = [_best_alternative(children)] if children else []
         for child in children:

@@ -107,8 +107,9 @@ def _metadata(zf: zipfile.ZipFile) -> dict[str, Any]:
                       ("author", "dc:creator"), ("subject", "dc:subject"),
                       ("created", "meta:creation-date"), ("modified", "dc:date")):
         el = root.find(f"office:meta/{path}", _NS)
-        if el is not None and (el.text or "").strip() and key not in out:
-            out[key] = el.text.strip()
+        text = (el.text or "").strip() if el is not None else ""
+        if text and key not in out:
+            out[key] = text
     return out
 
 

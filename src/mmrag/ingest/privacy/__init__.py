@@ -131,8 +131,9 @@ def _blurred_media(data: bytes, ext: str, shown_width: int,
         if fmt == "JPEG":
             # the source's quantisation tables and subsampling: same look and size (what
             # quality="keep" does, which only works on the unmodified decoded file)
-            if keep_quality and getattr(src, "quantization", None):
-                options.update(qtables=src.quantization,
+            qtables = getattr(src, "quantization", None)  # JPEG files only
+            if keep_quality and qtables:
+                options.update(qtables=qtables,
                                subsampling=JpegImagePlugin.get_sampling(src))
             else:
                 options["quality"] = 90
