@@ -207,6 +207,25 @@ def make_image_pdf(n_pages: int = 1, size: tuple[int, int] = (200, 100),
                    resolution=72.0)
 
 
+def make_raster_figure_pdf(img: Image.Image, content: bytes,
+                           page_pt: tuple[int, int] = (612, 792)) -> bytes:
+    """One page with ``img`` as image XObject ``/Im0`` and Helvetica as ``/F1``; ``content``
+    is the page's drawing stream (where the image goes, caption text)."""
+    pixels = zlib.compress(img.convert("RGB").tobytes())
+    return _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [6 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
+        b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n"
+        % (*img.size, len(pixels)) + pixels + b"\nendstream",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] " % page_pt
+        + b"/Resources << /Font << /F1 3 0 R >> /XObject << /Im0 4 0 R >> >> "
+        b"/Contents 5 0 R >>",
+    ])
+
+
 def make_encrypted_pdf(password: str = "s3cret", pages: Sequence[str] = ("secret text",)
                        ) -> bytes:
     """An AES-256 encrypted PDF that needs ``password`` to open (made with pikepdf)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import re
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mmrag import Index
-from tests.factories import _pdf, _pdf_escape, make_png, make_text_pdf
+from tests.factories import _pdf_escape, make_png, make_raster_figure_pdf, make_text_pdf
 from tests.server.browser import browser, open_page, screenshot  # noqa: F401 (fixture)
 from tests.server.conftest import FAST, serve_in_thread
 
@@ -37,7 +36,6 @@ def figure_pdf() -> bytes:
     """One page: a red disc drawn as a raster image at FIGURE_PT, captioned below."""
     img = Image.new("RGB", (200, 150), "white")
     ImageDraw.Draw(img).ellipse((10, 10, 190, 140), fill="red")
-    pixels = zlib.compress(img.tobytes())
     x, y, w, h = FIGURE_PT
     content = b"\n".join([
         b"q %g 0 0 %g %g %g cm /Im0 Do Q" % (w, h, x, y),
@@ -45,18 +43,7 @@ def figure_pdf() -> bytes:
             "Figure 1: A red lighthouse lamp seen from the pier."),
         b"BT /F1 12 Tf 72 720 Td (Coastal survey of the northern harbour.) Tj ET",
     ])
-    return _pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [6 0 R] /Count 1 >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        b"<< /Type /XObject /Subtype /Image /Width 200 /Height 150 /ColorSpace /DeviceRGB "
-        b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n" % len(pixels)
-        + pixels + b"\nendstream",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] " % PAGE_PT
-        + b"/Resources << /Font << /F1 3 0 R >> /XObject << /Im0 4 0 R >> >> "
-        b"/Contents 5 0 R >>",
-    ])
+    return make_raster_figure_pdf(img, content, PAGE_PT)
 
 
 def blue_picture(size: tuple[int, int] = (96, 64)) -> bytes:

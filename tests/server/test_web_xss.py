@@ -12,7 +12,6 @@ that no script ran, no dialog opened and no element was injected.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +19,7 @@ from PIL import Image
 
 from mmrag import Index
 from mmrag.ingest.ocr import OCRLine, ocr_engines
-from tests.factories import _pdf, _pdf_escape, make_image_pdf, make_png
+from tests.factories import _pdf_escape, make_image_pdf, make_png, make_raster_figure_pdf
 from tests.server.browser import browser, open_page, screenshot  # noqa: F401 (fixture)
 from tests.server.conftest import serve_in_thread
 
@@ -56,24 +55,12 @@ if "hostile-test" not in ocr_engines:
 def caption_pdf() -> bytes:
     """A raster figure captioned with markup (Helvetica prints ``<`` and ``>``)."""
     img = Image.new("RGB", (200, 150), (200, 30, 30))
-    pixels = zlib.compress(img.tobytes())
     content = b"\n".join([
         b"q 300 0 0 225 100 450 cm /Im0 Do Q",
         b"BT /F1 10 Tf 100 432 Td (%s) Tj ET" % _pdf_escape(f"Figure 1: mooring {IMG}"),
         b"BT /F1 10 Tf 100 400 Td (%s) Tj ET" % _pdf_escape(f"mooring {SCRIPT} {SVG}"),
     ])
-    return _pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [6 0 R] /Count 1 >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        b"<< /Type /XObject /Subtype /Image /Width 200 /Height 150 /ColorSpace /DeviceRGB "
-        b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n" % len(pixels)
-        + pixels + b"\nendstream",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-         b"/Resources << /Font << /F1 3 0 R >> /XObject << /Im0 4 0 R >> >> "
-         b"/Contents 5 0 R >>"),
-    ])
+    return make_raster_figure_pdf(img, content)
 
 
 @pytest.fixture(scope="module")
