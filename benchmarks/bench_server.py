@@ -109,6 +109,15 @@ def start_server(data: Path, port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError("server did not start within 180 s")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """Ctrl-C, as a user stops it (jobs close, the index is released); killed after 60 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @dataclass
 class Phase:
     name: str
@@ -217,11 +226,7 @@ def main() -> None:
                                   args.ingest_docs))
             print(phases[-1].row(), phases[-1].note, flush=True)
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     load_after = os.getloadavg()
     write(args, built, phases, load_before, load_after)
 

@@ -26,8 +26,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -46,6 +44,7 @@ from bench_server import (
     document,
     free_port,
     start_server,
+    stop_server,
 )
 
 MIXED_MARKER = "<!-- mixed workload: written by bench_server_mixed.py -->"
@@ -236,11 +235,7 @@ def main() -> None:
             rss.append(rss_mib(proc.pid))
             items = httpx.get(f"{base}/collections/{COLLECTION}", timeout=60).json()
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     load_after = os.getloadavg()
     write(args, built, tally, elapsed, rss, samples, items, load_before, load_after)
 
