@@ -132,11 +132,8 @@ class Facets:
     charts: list[Any] = field(default_factory=list)
 
     def line(self) -> str:
-        """The marked facet line alone (kinds, colours, orientation)."""
-        return self.text(charts=False)
-
-    def text(self, charts: bool = True) -> str:
-        """The marked line (and chart readings) appended to the item's text."""
+        """The marked facet line (kinds, colours, orientation) appended to the item's text;
+        chart readings become items of their own (see ``Ingestion._facets``)."""
         parts = []
         if self.kinds:
             parts.append("facets: " + ", ".join(self.kinds))
@@ -145,8 +142,11 @@ class Facets:
         if self.orientation:
             turned = f", text rotated {self.rotation} degrees" if self.rotation else ""
             parts.append(f"orientation: {self.orientation}{turned}")
-        head = "; ".join(parts)
-        return "\n".join([head, *(c.text() for c in self.charts if charts)]).strip()
+        return "; ".join(parts)
+
+    def text(self) -> str:
+        """The facet line and every chart's reading, as one text."""
+        return "\n".join([self.line(), *(c.text() for c in self.charts)]).strip()
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"facets": self.kinds, "colors": self.colors,
