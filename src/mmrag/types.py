@@ -299,12 +299,39 @@ class Citation:
 
 
 @dataclass(slots=True)
+class SentenceSupport:
+    """How well the sources back one sentence of an answer (see
+    :mod:`mmrag.generate.grounding`).
+
+    ``start``/``end`` are character offsets into the answer text the sentence was cut
+    from (before any unsupported sentence was dropped). ``source`` is the number of the
+    best-matching source (``[n]``), 0 when none was given; ``numbers`` lists numbers in
+    the sentence that appear in no source it was checked against, which always makes the
+    sentence unsupported.
+    """
+
+    text: str
+    start: int
+    end: int
+    score: float
+    supported: bool
+    source: int = 0
+    numbers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
 class Answer:
     """A generated answer, the hits it was given (numbered from 1 as ``[1]``, ``[2]``...)
     and the citations the text actually uses.
 
     ``found`` is False when retrieval gave no usable evidence and the text says so instead
-    of guessing.
+    of guessing. ``support`` holds one entry per sentence of the generated text and
+    ``grounded`` the share of those sentences the sources support, in [0, 1]; a not-found
+    answer makes no claims, so it has no support entries and ``grounded`` is 1.0 (callers
+    averaging groundedness should skip answers with ``found`` False).
     """
 
     text: str
@@ -313,10 +340,13 @@ class Answer:
     found: bool = True
     generator: str = ""
     seconds: float = 0.0
+    support: list[SentenceSupport] = field(default_factory=list)
+    grounded: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "found": self.found, "generator": self.generator,
-                "seconds": self.seconds,
+                "seconds": self.seconds, "grounded": self.grounded,
+                "support": [s.to_dict() for s in self.support],
                 "citations": [asdict(c) for c in self.citations],
                 "hits": [h.to_dict() for h in self.hits]}
 
