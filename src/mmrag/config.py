@@ -276,6 +276,28 @@ class ServerSettings(BaseModel):
         "served (?thumb=N takes the largest ≤ N), so the on-disk cache stays bounded")
 
 
+class TuneSettings(BaseModel):
+    """`mmrag tune`: adapt the text encoder to an index's own content (see tune/)."""
+
+    minutes: float = Field(10.0, gt=0, description="training time budget on CPU")
+    batch_size: int = Field(16, ge=2, description="pairs per step (in-batch negatives)")
+    hard_negatives: int = Field(1, ge=0, description="mined negatives per pair")
+    learning_rate: float = Field(2e-5, gt=0)
+    temperature: float = Field(0.05, gt=0, description="InfoNCE temperature (scale = 1/t)")
+    max_seq_length: int = Field(128, ge=8)
+    max_pairs: int = Field(4000, ge=10, description="pseudo-queries kept for training")
+    max_steps: int = Field(400, ge=1)
+    holdout: float = Field(0.15, gt=0, lt=1, description="share of pseudo-queries held out "
+                           "for early stopping and the switch decision")
+    eval_steps: int = Field(40, ge=1, description="steps between held-out evaluations")
+    patience: int = Field(3, ge=1, description="evaluations without gain before stopping")
+    min_gain: float = Field(0.0, ge=0, description="held-out nDCG@10 gain over the serving "
+                            "model needed to switch")
+    generator_queries: int = Field(0, ge=0, description="pseudo-queries asked of the "
+                                   "configured generator (0 = none; extractive never)")
+    seed: int = 0
+
+
 class Settings(BaseSettings):
     """All of mmrag's knobs; see the README for the TOML layout."""
 
@@ -294,6 +316,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     generate: GenerateSettings = Field(default_factory=GenerateSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    tune: TuneSettings = Field(default_factory=TuneSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

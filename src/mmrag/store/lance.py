@@ -357,6 +357,53 @@ class LanceStore:
     def count(self) -> int:
         return self._table.count_rows()
 
+    # ------------------------------------------------------------------ tune (column swap)
+
+    def rows(self, columns: Sequence[str], where: str | None = None) -> pa.Table:
+        """Every row's ``columns`` (optionally filtered): what ``mmrag tune`` reads to
+        build training pairs and to re-embed a space."""
+        q = self._table.search().select(list(columns))
+        if where:
+            q = q.where(where)
+        return q.limit(None).to_arrow()
+
+    def add_space(self, space: str, dim: int) -> None:
+        """Add an all-absent vector column now (re-embedding fills it while queries keep
+        using the old one)."""
+        check_spaces({space: dim})
+        if space in self.spaces:
+            if self.spaces[space] != dim:
+                raise ConfigError(f"vector space {space!r} exists with dim "
+                                  f"{self.spaces[space]}, not {dim}")
+            return
+        self._table.add_columns([pa.field(vec_col(space), pa.list_(pa.float32(), dim)),
+                                 pa.field(has_col(space), pa.bool_())])
+        self.spaces = _spaces_of(self._table.schema)
+
+    def set_vectors(self, space: str, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Write one space's vectors of existing rows, other columns untouched: one
+        ``merge_insert`` of (id, vec, has) only, so a crash keeps all or none of them."""
+        if not len(ids):
+            return
+        dim = self.spaces[space]
+        mat = np.asarray(vectors, dtype=np.float32).reshape(len(ids), dim)
+        data = pa.table({"id": pa.array(list(ids), pa.string()),
+                         vec_col(space): pa.FixedSizeListArray.from_arrays(
+                             pa.array(mat.reshape(-1), pa.float32()), dim),
+                         has_col(space): pa.array([True] * len(ids), pa.bool_())})
+        try:
+            self._table.merge_insert("id").when_matched_update_all().execute(data)
+        except Exception as exc:
+            raise StoreError(f"LanceDB write of {len(ids)} {space!r} vectors failed: "
+                             f"{exc}") from exc
+
+    def drop_spaces(self, spaces: Sequence[str]) -> None:
+        """Drop vector columns nothing searches any more (a tune's superseded model)."""
+        cols = [c for s in spaces if s in self.spaces for c in (vec_col(s), has_col(s))]
+        if cols:
+            self._table.drop_columns(cols)
+            self.spaces = _spaces_of(self._table.schema)
+
     # ------------------------------------------------------------------ maintenance
 
     def _vector_index_config(self, n: int, dim: int):
