@@ -22,6 +22,7 @@ from PIL import Image
 from .catalog import Catalog, DocRecord
 from .config import Settings
 from .encode import build_encoders
+from .encode.active import apply_active
 from .encode.base import Encoder
 from .encode.caption import ImageCaptioner, captioners
 from .errors import ConfigError, DiskFullError, MmragError, QueryError
@@ -125,8 +126,11 @@ class Index:
     @property
     def encoders(self) -> dict[str, Encoder]:
         if self._encoders is None:
-            built = build_encoders(self.settings)
-            spaces = self._read_manifest().get("spaces")
+            manifest = self._read_manifest()
+            # a space `mmrag tune` switched reads its tuned model's column (encode/active.py)
+            built = apply_active(build_encoders(self.settings), manifest.get("active", {}),
+                                 self.root, self.settings)
+            spaces = manifest.get("spaces")
             # An index keeps the spaces it was built with, even if a profile gains one.
             self._encoders = {n: e for n, e in built.items() if not spaces or n in spaces}
         return self._encoders
