@@ -509,7 +509,8 @@ def eval_answers(queries: Annotated[Path, typer.Argument(help="queries.jsonl wit
                  = None,
                  profile: ProfileOpt = None, config: ConfigOpt = None,
                  as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
-    """Score answers (token F1, ROUGE-L, citation precision, latency) against references."""
+    """Score answers (token F1, ROUGE-L, exact match, key-fact containment, BLEU,
+    citation precision/recall, groundedness, answered share, latency) against references."""
     _setup(debug)
     from .errors import ConfigError
     from .eval.answers import evaluate_answers, read_answer_queries
@@ -537,12 +538,16 @@ def eval_answers(queries: Annotated[Path, typer.Argument(help="queries.jsonl wit
 def _print_answer_eval(result: dict[str, Any]) -> None:
     table = Table(title=f"mmrag eval-answers — {result['n']} answers, generator "
                         f"{result['generator']}, {result['seconds']:.1f}s", header_style="bold")
-    names = ["token_f1", "rouge_l", "citation_precision", "found", "latency_p50"]
-    for col in ["kind", "n", *names]:
-        table.add_column(col, justify="left" if col == "kind" else "right")
-    for kind, row in [("overall", result["overall"]), *result["by_kind"].items()]:
-        cells = ["-" if row[m] is None else f"{row[m]:.3f}" for m in names]
-        table.add_row(kind, str(row["n"]), *cells)
+    names = ["token_f1", "rouge_l", "exact_match", "contained", "bleu", "citation_precision",
+             "citation_recall", "grounded", "found", "latency_p50"]
+    groups = [("overall", result["overall"]), *result["by_kind"].items()]
+    # one column per kind: ten metrics side by side do not fit a terminal
+    table.add_column("metric")
+    for kind, _ in groups:
+        table.add_column(kind, justify="right")
+    table.add_row("n", *(str(row["n"]) for _, row in groups))
+    for m in names:
+        table.add_row(m, *("-" if row.get(m) is None else f"{row[m]:.3f}" for _, row in groups))
     out.print(table)
 
 

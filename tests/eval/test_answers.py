@@ -14,7 +14,12 @@ from mmrag.cli import app
 from mmrag.errors import ConfigError
 from mmrag.eval.answers import (
     citation_precision,
+    citation_recall,
+    contains_key_facts,
+    corpus_bleu,
     evaluate_answers,
+    exact_match,
+    key_facts,
     lcs_length,
     read_answer_queries,
     rouge_l,
@@ -80,6 +85,97 @@ def test_citation_precision():
     assert citation_precision([_cite("a.pdf", 2), _cite("a.pdf", 3, 2)], relevant) == 0.5
     assert citation_precision([_cite("a.pdf", 2)], relevant) == 1.0
     assert citation_precision([], relevant) is None
+
+
+def test_exact_match_is_normalised():
+    assert exact_match("Mark. [1]", "mark")
+    assert exact_match("The  Green, 3pm!", "green 3pm")
+    assert not exact_match("Mark was the leader [1]", "Mark.")
+    assert not exact_match("", "Mark.")
+
+
+def test_key_facts_are_the_numbers_and_names_of_the_head():
+    numbers, names = key_facts("DeepSeek-V3 75.9; Claude-3.5-Sonnet-1022 is higher at 78.0")
+    assert numbers == {"3", "75.9"} and names == {"deepseek-v3"}  # the head only
+    numbers, names = key_facts("Chipper 20,843 total chunks (Base 128: 64,058)")
+    assert numbers == {"20843"} and names == set()  # sentence-initial word is not a name
+    numbers, names = key_facts("About 38B parameters, i.e. 5.4x Mistral's size")
+    assert numbers == {"38", "5.4"} and names == {"mistral"}
+    assert key_facts("Round winner recommends 'The Quantum Universe' by Brian Cox") == \
+        (set(), {"quantum", "universe", "brian", "cox"})
+
+
+@pytest.mark.parametrize("answer, reference, want", [
+    ("The Transformer (big) model reaches 28.4 BLEU [1]", "28.4 BLEU for the big model", True),
+    ("It reaches 28.40 BLEU [2]", "28.4", True),          # same number, written longer
+    ("It reaches 27.3 BLEU [1]", "28.4 BLEU", False),    # wrong number
+    ("Chipper made 20843 chunks", "Chipper 20,843 total chunks", True),
+    ("ORQA was first [1]", "ORQA (Lee et al., 2019), pretrained with ICT", True),
+    ("It was Lee [1]", "ORQA (Lee et al., 2019)", False),  # the name in the head is missing
+    ("Mark [3]", "Mark.", True),                           # no number/name: all head tokens
+    ("the leader is Sue", "Mark.", False),
+    ("Brian Cox wrote it", "'The Quantum Universe' by Brian Cox and Jeff Forshaw", False),
+    ("The Quantum Universe by Brian Cox", "'The Quantum Universe' by Brian Cox and Jeff "
+     "Forshaw", True),                                    # 4 of 6 names: at least half
+])
+def test_containment_of_the_reference_key_fact(answer, reference, want):
+    assert contains_key_facts(answer, reference) is want
+
+
+def test_corpus_bleu_ignores_citations_and_ranks_closer_answers_higher():
+    pytest.importorskip("sacrebleu")
+    refs = ["the cat sat on the mat today", "a red fox hunts voles in snowy meadows"]
+    same = corpus_bleu(["the cat sat on the mat today [1]", "a red fox hunts voles in snowy "
+                        "meadows [2, 3]"], refs)
+    near = corpus_bleu(["the cat sat on a mat", "the red fox hunts in meadows"], refs)
+    far = corpus_bleu(["dogs bark", "it rains"], refs)
+    assert same == pytest.approx(100.0)
+    assert same > near > far >= 0.0
+    assert corpus_bleu([], []) is None
+
+
+def test_citation_recall_is_the_share_of_relevant_pages_cited():
+    relevant = {("a.pdf", 1), ("a.pdf", 2)}
+    assert citation_recall([_cite("a.pdf", 2)], relevant) == 0.5
+    assert citation_recall([_cite("a.pdf", 1), _cite("a.pdf", 2, 2), _cite("b.pdf", 1, 3)],
+                           relevant) == 1.0
+    assert citation_recall([], relevant) == 0.0
+    assert citation_recall([_cite("x.docx", 4)], {("x.docx", None)}) == 1.0  # whole file
+    assert citation_recall([_cite("a.pdf", 1)], set()) is None
+
+
+def test_evaluate_answers_reports_em_containment_recall_grounded_answered():
+    q1 = EvalQuery("1", "q1", {("t.pdf", 1)}, "table")
+    q2 = EvalQuery("2", "q2", {("t.pdf", 2), ("t.pdf", 3)}, "table")
+    q3 = EvalQuery("3", "q3", {("u.pdf", 1)}, "text")
+    answers = {
+        "q1": Answer("28.4 [1]", citations=[_cite("t.pdf", 1)], grounded=1.0),
+        "q2": Answer("BLEU of 41.0 on French [1]", citations=[_cite("t.pdf", 2)],
+                     grounded=0.5),
+        "q3": Answer("not found", found=False, grounded=1.0)}
+    report = evaluate_answers([(q1, "28.4"), (q2, "41.8 BLEU"), (q3, "Mark.")],
+                              lambda q: answers[q], "fake")
+    by_id = {r["id"]: r for r in report["queries"]}
+    assert by_id["1"]["exact_match"] == 1.0 and by_id["1"]["contained"] == 1.0
+    assert by_id["2"]["exact_match"] == 0.0 and by_id["2"]["contained"] == 0.0
+    assert by_id["2"]["citation_recall"] == 0.5 and by_id["3"]["citation_recall"] == 0.0
+    assert by_id["3"]["grounded"] is None  # a not-found answer claims nothing
+    overall = report["overall"]
+    assert overall["exact_match"] == pytest.approx(1 / 3, abs=1e-4)
+    assert overall["em_or_contained"] == pytest.approx(1 / 3, abs=1e-4)
+    assert overall["citation_recall"] == pytest.approx((1 + 0.5 + 0) / 3, abs=1e-4)
+    assert overall["grounded"] == pytest.approx(0.75)  # mean over the two found answers
+    assert overall["found"] == pytest.approx(2 / 3, abs=1e-4)  # the answered share
+    assert report["by_kind"]["text"]["grounded"] is None
+
+
+def test_evaluate_answers_reads_groundedness_only_when_answers_carry_it():
+    class Bare:  # an answer object from before Answer.grounded existed
+        text, citations, found, seconds = "x [1]", [_cite("a.pdf", 1)], True, 0.1
+
+    q = EvalQuery("1", "q", {("a.pdf", 1)}, "text")
+    report = evaluate_answers([(q, "x")], lambda _: Bare(), "old")  # type: ignore[arg-type]
+    assert report["overall"]["grounded"] is None and report["overall"]["exact_match"] == 1.0
 
 
 def test_evaluate_answers_aggregates_by_kind():
