@@ -185,6 +185,11 @@ class SearchSettings(BaseModel):
     rerank_model: str = Field("", description="reranker model id or folder; empty = the "
                               "bi-encoder's bundled MiniLM")
     rerank_candidates: int = Field(30, ge=1, description="fused candidates re-scored")
+    router: str = Field(
+        "rules", description="query router of ask/chat/the agent (search/router.py): 'rules' "
+        "sends picture requests to image and page items, wording requests to text and page "
+        "items, and gives broad questions more hits; 'none' = every kind, the caller's k. "
+        "`mmrag eval` applies its modality choice too (benchmarks/results/router.md)")
     rerank_fusion: Literal["weighted", "rrf", "replace"] = Field(
         "weighted", description="weighted: alpha x the reranker's min-max scores + (1 - "
         "alpha) x the first stage's scores over its best; rrf: reciprocal-rank fuse the "
@@ -206,6 +211,10 @@ class GenerateSettings(BaseModel):
     api_key_env: str = Field("", description="env var holding the API key; empty = the "
                              "provider's usual one (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)")
     k: int = Field(5, ge=1, description="retrieved hits given to the generator")
+    rewrite: str = Field(
+        "auto", description="how Index.chat turns a follow-up into a standalone query "
+        "(generate/rewrite.py): rules | llm | none | auto = llm with an LLM generator, "
+        "rules with extractive")
     max_tokens: int = Field(512, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     timeout: float = Field(60.0, gt=0, description="seconds per request")
@@ -219,6 +228,21 @@ class GenerateSettings(BaseModel):
     max_context_chars: int = Field(12000, ge=500, description="text budget of the context")
     min_score: float = Field(
         0.0, ge=0.0, description="evidence below this relevance counts as not found")
+    min_confidence: float = Field(
+        0.0, ge=-1.0, le=1.0, description="weak-evidence rule: below this retrieval "
+        "confidence (best cosine of the question and a hit's text under the text encoder) "
+        "the answer is 'not found' and no generator is called; calibrated for MiniLM by "
+        "benchmarks/calibrate_evidence.py; 0 = off")
+    support_checker: str = Field(
+        "lexical+embedding", description="how answer sentences are checked against their "
+        "sources: lexical+embedding | nli (needs nli_model)")
+    nli_model: str = Field("", description="nli checker: a sentence-transformers "
+                           "CrossEncoder NLI model id or local folder")
+    support_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="a sentence scoring below this is unsupported")
+    drop_unsupported: bool = Field(
+        False, description="drop unsupported sentences from the final answer text "
+        "(streamed deltas already sent are not taken back)")
 
 
 class MediaSettings(BaseModel):

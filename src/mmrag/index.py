@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -82,6 +82,7 @@ class Index:
         self._captioner: ImageCaptioner | None = None
         self._reranker: Reranker | None = None
         self._generators: dict[str, Generator] = {}  # by name, built on first ask
+        self._checker: Any = None  # the answer support checker, built on first ask
         if (self.root / MANIFEST).exists():
             self._recover()
 
@@ -364,9 +365,30 @@ class Index:
         def search(text: str | None, n: int, img: Image.Image | None) -> list[Hit]:
             return self.search(text, n, flt, image=img)
 
-        pending = Answerer(search, self._generator(generator),
-                           self.settings.generate).ask(question or "", picture, k)
+        embed = self._text_embed()
+        pending = Answerer(search, self._generator(generator), self.settings.generate,
+                           embed=embed, checker=self._support_checker(embed)
+                           ).ask(question or "", picture, k)
         return pending if stream else pending.answer
+
+    def _text_embed(self) -> Callable[[Sequence[str]], Any] | None:
+        """The text encoder's ``encode_text`` (space ``text`` first, else the first
+        single-vector space that embeds text), for the weak-evidence rule and the support
+        check of answers; None when no space embeds text."""
+        spaces = {n: e for n, e in self.encoders.items()
+                  if e.supports_text and n not in self.multivec}
+        enc = spaces.get("text") or next(iter(spaces.values()), None)
+        return enc.encode_text if enc is not None else None
+
+    def _support_checker(self, embed: Callable[[Sequence[str]], Any] | None) -> Any:
+        """The configured support checker, built once per index (an NLI model is slow to
+        load)."""
+        from .generate.grounding import create_checker
+
+        g = self.settings.generate
+        if self._checker is None:
+            self._checker = create_checker(g.support_checker, embed, nli_model=g.nli_model)
+        return self._checker
 
     def _generator(self, name: str | None) -> Generator:
         """The named (or configured) generator, built once per index: local models are

@@ -4,6 +4,14 @@
 generate stage only and tests can feed it hits directly. :class:`AnswerStream` is what
 ``ask(..., stream=True)`` returns: iterate it for text deltas; afterwards (or on first
 access, which drains the rest) ``.answer`` holds the final :class:`~mmrag.types.Answer`.
+
+Two checks frame every generator alike. Before it is called, the weak-evidence rule
+(:mod:`.evidence`): retrieval confidence below ``generate.min_confidence`` answers "not
+found" without calling the model. After it finishes, the support check (:mod:`.grounding`)
+fills ``Answer.support`` and ``Answer.grounded``; with ``generate.drop_unsupported`` the
+final ``Answer.text`` leaves out unsupported sentences. Streamed deltas cannot be taken
+back, so a streaming reader who wants the filtered text reads ``.answer.text`` at the end
+(the server's ``done`` event carries it).
 """
 
 from __future__ import annotations
@@ -17,10 +25,20 @@ from PIL import Image
 
 from ..config import GenerateSettings
 from ..errors import GenerationError, MmragError
-from ..types import Answer, Hit
+from ..types import Answer, Hit, SentenceSupport
 from .base import Generator
 from .citations import citations_for, cited_numbers
-from .prompt import NOT_FOUND, build_messages, is_not_found
+from .evidence import retrieval_confidence
+from .grounding import (
+    EmbedFn,
+    SupportChecker,
+    check_support,
+    create_checker,
+    drop_unsupported,
+    grounded_share,
+    memo_embed,
+)
+from .prompt import NO_TEXT, NOT_FOUND, build_messages, is_not_found, sources_of
 
 __all__ = ["AnswerStream", "Answerer", "SearchFn"]
 
@@ -31,12 +49,21 @@ SearchFn = Callable[[str | None, int, Image.Image | None], list[Hit]]
 
 
 class Answerer:
-    """Answers questions over whatever ``search`` retrieves, with one generator."""
+    """Answers questions over whatever ``search`` retrieves, with one generator.
 
-    def __init__(self, search: SearchFn, generator: Generator, settings: GenerateSettings):
+    ``embed`` is the index's text encoder (texts → normalised vectors): the weak-evidence
+    rule and the embedding half of the support check need it; without it the rule is off
+    and support is lexical only. ``checker`` overrides the one ``settings`` names (the
+    Index passes one it keeps, since an NLI model is slow to load).
+    """
+
+    def __init__(self, search: SearchFn, generator: Generator, settings: GenerateSettings,
+                 embed: EmbedFn | None = None, checker: SupportChecker | None = None):
         self.search = search
         self.generator = generator
         self.settings = settings
+        self.embed = embed
+        self.checker = checker
 
     def ask(self, question: str, image: Image.Image | None = None,
             k: int | None = None) -> AnswerStream:
@@ -50,27 +77,63 @@ class Answerer:
         hits = self.search(question.strip() or None, k, image)
         usable = [h for h in hits if h.score >= self.settings.min_score]
         name = self.generator.name
+        embed = memo_embed(self.embed) if self.embed is not None else None
+        messages = build_messages(question, usable, self._prompt_settings(),
+                                  supports_images=self.generator.supports_images,
+                                  query_image=image) if usable else []
+        sources = self._sources(messages)
+        if usable and self._weak(question, sources, embed):
+            usable = []
         if not usable:  # nothing to cite: do not let a model answer from memory
             yield NOT_FOUND
             yield Answer(NOT_FOUND, hits, [], False, name, time.perf_counter() - t0)
             return
-        messages = build_messages(question, usable, self._prompt_settings(),
-                                  supports_images=self.generator.supports_images,
-                                  query_image=image)
         chunks: list[str] = []
         for delta in self._generate(messages):
             chunks.append(delta)
             yield delta
         text = "".join(chunks).strip()
+        found = self._found(text, usable)
+        support = self._support(text, sources, embed) if found else []
+        if found and self.settings.drop_unsupported and not all(
+                s.supported for s in support):
+            text = drop_unsupported(text, support)
+            found = self._found(text, usable)
+            support = self._support(text, sources, embed) if found else []
         citations = citations_for(text, usable)
+        yield Answer(text or NOT_FOUND, usable, citations, found, name,
+                     time.perf_counter() - t0, support, grounded_share(support))
+
+    @staticmethod
+    def _found(text: str, usable: list[Hit]) -> bool:
         # "Not found" counts only when nothing is cited: a model may answer part of a
         # question with citations and say the rest was not found. An answer that cites
         # only sources that do not exist (a number a document told the model to use) is
         # grounded in nothing the asker can check: not found either.
+        citations = citations_for(text, usable)
         forged = not citations and bool(cited_numbers(text))
-        found = bool(citations) or (bool(text) and not is_not_found(text) and not forged)
-        yield Answer(text or NOT_FOUND, usable, citations, found, name,
-                     time.perf_counter() - t0)
+        return bool(citations) or (bool(text) and not is_not_found(text) and not forged)
+
+    @staticmethod
+    def _sources(messages: list[Any]) -> list[str]:
+        """Source texts as the generator sees them, ``[n]`` at index n - 1."""
+        found = {s.number: s.text for s in sources_of(messages)} if messages else {}
+        return [("" if found.get(n, "").strip() == NO_TEXT else found.get(n, ""))
+                for n in range(1, max(found, default=0) + 1)]
+
+    def _weak(self, question: str, sources: list[str], embed: EmbedFn | None) -> bool:
+        """The weak-evidence rule (see :mod:`.evidence`): True when the best source is too
+        far from the question to answer it, whatever the generator."""
+        if embed is None or self.settings.min_confidence <= 0:
+            return False
+        confidence = retrieval_confidence(question, sources, embed)
+        return confidence is not None and confidence < self.settings.min_confidence
+
+    def _support(self, text: str, sources: list[str],
+                 embed: EmbedFn | None) -> list[SentenceSupport]:
+        checker = self.checker or create_checker(
+            self.settings.support_checker, embed, nli_model=self.settings.nli_model)
+        return check_support(text, sources, checker, self.settings.support_threshold)
 
     def _prompt_settings(self) -> GenerateSettings:
         # A generator may declare it reads more (or less) context than the default budget;

@@ -34,11 +34,12 @@ from ..config import GenerateSettings
 from ..types import Hit
 from .base import Message, Part
 
-__all__ = ["CLOSE_FENCE", "NOT_FOUND", "OPEN_FENCE", "SYSTEM_PROMPT", "Source",
+__all__ = ["CLOSE_FENCE", "NOT_FOUND", "NO_TEXT", "OPEN_FENCE", "SYSTEM_PROMPT", "Source",
            "build_messages", "encode_image", "fair_share", "fence", "is_not_found",
            "question_of", "sources_of"]
 
 NOT_FOUND = "The answer was not found in the indexed material."
+NO_TEXT = "(no text)"  # what a source without text (an image) reads as
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources in the user's message.\n"
     "- Cite each statement with its source number in square brackets, like [1] or [2, 3].\n"
@@ -78,7 +79,7 @@ def build_messages(question: str, hits: Sequence[Hit], settings: GenerateSetting
     for n, (hit, text, share) in enumerate(zip(hits, texts, shares, strict=True), 1):
         image = _hit_image(hit, settings) if images_left and hit.media_path else None
         header = f"[{n}] {_label(hit)}" + (", image follows" if image else "") + ":"
-        parts.append(Part.of_text(f"{header}\n{fence(_cut(text, share) or '(no text)')}"))
+        parts.append(Part.of_text(f"{header}\n{fence(_cut(text, share) or NO_TEXT)}"))
         if image:
             parts.append(image)
             images_left -= 1
