@@ -331,7 +331,9 @@ class Answer:
     of guessing. ``support`` holds one entry per sentence of the generated text and
     ``grounded`` the share of those sentences the sources support, in [0, 1]; a not-found
     answer makes no claims, so it has no support entries and ``grounded`` is 1.0 (callers
-    averaging groundedness should skip answers with ``found`` False).
+    averaging groundedness should skip answers with ``found`` False). ``query`` is what
+    was searched: the question, or for ``Index.chat`` the follow-up rewritten into a
+    standalone query.
     """
 
     text: str
@@ -342,10 +344,11 @@ class Answer:
     seconds: float = 0.0
     support: list[SentenceSupport] = field(default_factory=list)
     grounded: float = 1.0
+    query: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "found": self.found, "generator": self.generator,
-                "seconds": self.seconds, "grounded": self.grounded,
+                "seconds": self.seconds, "grounded": self.grounded, "query": self.query,
                 "support": [s.to_dict() for s in self.support],
                 "citations": [asdict(c) for c in self.citations],
                 "hits": [h.to_dict() for h in self.hits]}
