@@ -190,6 +190,11 @@ class SearchSettings(BaseModel):
         "sends picture requests to image and page items, wording requests to text and page "
         "items, and gives broad questions more hits; 'none' = every kind, the caller's k. "
         "`mmrag eval` applies its modality choice too (benchmarks/results/router.md)")
+    router: str = Field(
+        "rules", description="query router of ask/chat/the agent (search/router.py): 'rules' "
+        "sends picture requests to image and page items, wording requests to text and page "
+        "items, and gives broad questions more hits; 'none' = every kind, the caller's k. "
+        "`mmrag eval` applies its modality choice too (benchmarks/results/router.md)")
     rerank_fusion: Literal["weighted", "rrf", "replace"] = Field(
         "weighted", description="weighted: alpha x the reranker's min-max scores + (1 - "
         "alpha) x the first stage's scores over its best; rrf: reciprocal-rank fuse the "
@@ -211,6 +216,10 @@ class GenerateSettings(BaseModel):
     api_key_env: str = Field("", description="env var holding the API key; empty = the "
                              "provider's usual one (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)")
     k: int = Field(5, ge=1, description="retrieved hits given to the generator")
+    rewrite: str = Field(
+        "auto", description="how Index.chat turns a follow-up into a standalone query "
+        "(generate/rewrite.py): rules | llm | none | auto = llm with an LLM generator, "
+        "rules with extractive")
     rewrite: str = Field(
         "auto", description="how Index.chat turns a follow-up into a standalone query "
         "(generate/rewrite.py): rules | llm | none | auto = llm with an LLM generator, "
