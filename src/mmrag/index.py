@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from .check import CheckReport
     from .generate.answerer import AnswerStream
     from .generate.base import Generator
+    from .generate.rewrite import Rewrite
+    from .search.router import Route
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class Index:
         self._captioner: ImageCaptioner | None = None
         self._reranker: Reranker | None = None
         self._generators: dict[str, Generator] = {}  # by name, built on first ask
+        self._router: Any = None  # the query router of search.router, built on first ask
         self._checker: Any = None  # the answer support checker, built on first ask
         if (self.root / MANIFEST).exists():
             self._recover()
@@ -268,18 +271,42 @@ class Index:
     # -- read ------------------------------------------------------------------------
     def search(self, query: Any, k: int = 10, filters: Filters | dict[str, Any] | None = None,
                *, image: Any = None, group_by: str | None = None,
-               mode: str = "hybrid") -> list[Hit]:
+               mode: str = "hybrid", route: Route | bool = False) -> list[Hit]:
         """Search by text, image, or both.
 
         ``query`` is text, an image (path, bytes, PIL image, URL), a ``(text, image)``
         tuple or ``{"text": ..., "image": ...}``; ``image=`` adds an image to a text query.
         ``mode`` is ``hybrid`` (default), ``dense`` or ``bm25``; ``group_by`` is ``page``
-        (default), ``doc`` or ``item``.
+        (default), ``doc`` or ``item``. ``route=True`` (or a :class:`Route`) limits the
+        search to the modalities the query router picks for the text, unless ``filters``
+        names modalities itself; a routed search that finds nothing searches everything.
         """
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k!r}")
         q = self._to_query(query, image)
-        return self._searcher().search(q, k, Filters.build(filters), group_by, mode)
+        flt = Filters.build(filters)
+        if route is True:
+            route = self.route(q.text or "", k, has_image=q.image is not None)
+        if route and route.modalities and not (flt and flt.modality):
+            from dataclasses import replace
+
+            routed = replace(flt or Filters(), modality=list(route.modalities))
+            hits = self._searcher().search(q, k, routed, group_by, mode)
+            if hits:
+                return hits
+        return self._searcher().search(q, k, flt, group_by, mode)
+
+    def route(self, question: str, k: int | None = None, *, has_image: bool = False) -> Route:
+        """What the query router (``search.router``) makes of ``question``: the
+        modalities to search and how many hits to fetch (``k`` is the default it starts
+        from, ``generate.k`` if not given)."""
+        from .search.router import create_router
+
+        if self._router is None:
+            self._router = create_router(self.settings.search.router)
+        route: Route = self._router.route(question, k or self.settings.generate.k,
+                                          has_image=has_image)
+        return route
 
     def _searcher(self) -> Searcher:
         return Searcher(self.store, self.encoders, self.settings.search, self._media_path,
@@ -361,15 +388,66 @@ class Index:
             raise QueryError(f"k must be at least 1, got {k!r}")
         picture = self._query_image(image) if image is not None else None
         flt = Filters.build(filters)
+        # the router picks the modalities, and k when the caller gave none
+        route = self.route(question or "", k, has_image=picture is not None)
+        k = k or route.k
 
         def search(text: str | None, n: int, img: Image.Image | None) -> list[Hit]:
-            return self.search(text, n, flt, image=img)
+            return self.search(text, n, flt, image=img, route=route)
 
         embed = self._text_embed()
         pending = Answerer(search, self._generator(generator), self.settings.generate,
                            embed=embed, checker=self._support_checker(embed)
                            ).ask(question or "", picture, k)
-        return pending if stream else pending.answer
+        return _searched_for(pending, " ".join((question or "").split()), stream)
+
+    @overload
+    def chat(self, messages: Sequence[Any], image: Any = None, k: int | None = None, *,
+             filters: Filters | dict[str, Any] | None = None, generator: str | None = None,
+             rewritten: Rewrite | None = None, stream: Literal[False] = False) -> Answer: ...
+
+    @overload
+    def chat(self, messages: Sequence[Any], image: Any = None, k: int | None = None, *,
+             filters: Filters | dict[str, Any] | None = None, generator: str | None = None,
+             rewritten: Rewrite | None = None, stream: Literal[True]) -> AnswerStream: ...
+
+    def chat(self, messages: Sequence[Any], image: Any = None, k: int | None = None, *,
+             filters: Filters | dict[str, Any] | None = None, generator: str | None = None,
+             rewritten: Rewrite | None = None, stream: bool = False) -> Answer | AnswerStream:
+        """Answer the last user message of a conversation, as :meth:`ask` does, after
+        rewriting it into a standalone query from the earlier turns ("and in the
+        appendix?" → "What is the ... in the appendix?"; see ``generate/rewrite.py``).
+
+        ``messages`` are ``{"role": "user"|"assistant", "content": ...}`` dicts (an
+        assistant turn may carry ``citations`` as ``Answer.to_dict()`` gives them, or the
+        ``Sources:`` lines mmrag prints) or plain strings (user turns). A follow-up that
+        points back at the previous answer ("it", "that document") searches the documents
+        it cited, or everything when they hold nothing relevant. ``Answer.query`` is the
+        query searched; ``rewritten`` skips the rewrite (from :meth:`rewrite`).
+        """
+        rw = rewritten or self.rewrite(messages, generator=generator)
+        flt = Filters.build(filters)
+        if rw.doc_ids and rw.query and not (flt and flt.doc_id):
+            from dataclasses import replace
+
+            narrowed = replace(flt or Filters(), doc_id=list(rw.doc_ids))
+            if self.search(rw.query, 1, narrowed):
+                flt = narrowed
+        if stream:
+            return self.ask(rw.query, image, k, filters=flt, generator=generator, stream=True)
+        return self.ask(rw.query, image, k, filters=flt, generator=generator)
+
+    def rewrite(self, messages: Sequence[Any], *, generator: str | None = None) -> Rewrite:
+        """The last user message of ``messages`` as a standalone query (what :meth:`chat`
+        searches); the rewriter is ``generate.rewrite``."""
+        from .generate.rewrite import create_rewriter, to_turns
+
+        turns = to_turns(messages)
+        if not turns or turns[-1].role != "user":
+            raise QueryError("a chat must end with a user message")
+        name = self.settings.generate.rewrite
+        gen = self._generator(generator) if name in ("auto", "llm") else None
+        return create_rewriter(name, gen).rewrite(turns[:-1], turns[-1].text)
 
     def _text_embed(self) -> Callable[[Sequence[str]], Any] | None:
         """The text encoder's ``encode_text`` (space ``text`` first, else the first
@@ -533,6 +611,23 @@ def _looks_like_image(text: str) -> bool:
         return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
     except OSError:
         return False
+
+
+def _searched_for(pending: AnswerStream, query: str, stream: bool) -> Answer | AnswerStream:
+    """``pending`` with ``Answer.query`` set to what was searched."""
+    from .generate.answerer import AnswerStream
+
+    def steps() -> Iterator[str | Answer]:
+        try:
+            yield from pending
+            answer = pending.answer
+            answer.query = query
+            yield answer
+        finally:
+            pending.close()  # a closed outer stream stops the generator now
+
+    tagged = AnswerStream(steps())
+    return tagged if stream else tagged.answer
 
 
 def _state_dir_for(uri: str) -> str:
