@@ -75,10 +75,20 @@ def add(sources: Annotated[list[str], typer.Argument(help="files, folders, URLs"
             help="allow URLs on loopback/private networks")] = False,
         timings: Annotated[bool, typer.Option(
             help="print where the time went (parse, render, OCR, embed, store)")] = False,
+        executor: Annotated[str | None, typer.Option(
+            help="local (this process) or ray (load and embed on a Ray cluster, "
+                 "mmrag[ray]); default ingest.executor")] = None,
+        address: Annotated[str | None, typer.Option(
+            help="with --executor ray: the cluster to join (host:6379, ray://host:10001, "
+                 "auto); default a local one")] = None,
         as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Index files, folders, URLs (http, s3://, gs://, ...)."""
     _setup(debug)
     ingest: dict[str, Any] = {}
+    if executor:
+        ingest["executor"] = executor
+    if address:
+        ingest["ray_address"] = address
     if include:
         ingest["include"] = include
     if exclude:

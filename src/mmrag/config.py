@@ -100,6 +100,18 @@ class IngestSettings(BaseModel):
     office_max_zip_ratio: float = Field(
         200.0, gt=1, description="office/zip documents: largest compression ratio of a "
         "member over 1 MiB; more is refused as a zip bomb")
+    executor: str = Field(
+        "local", description="local: this process loads, embeds and commits; ray: a Ray "
+        "cluster loads and embeds (mmrag[ray]), this process commits")
+    ray_address: str = Field(
+        "", description="executor=ray: cluster to join (ray://host:10001, host:6379, auto); "
+        "empty = a running one, else a local one started for the run")
+    ray_workers: int = Field(
+        0, ge=0, description="executor=ray: loading tasks at once, and as many embedding "
+        "actors (a CPU each); 0 = half the cluster's CPUs")
+    ray_gpus: float = Field(
+        -1.0, description="executor=ray: GPUs per embedding actor; -1 = 1 when the cluster "
+        "has a GPU (encoders then run on cuda), else 0")
 
 
 class EncodeSettings(BaseModel):

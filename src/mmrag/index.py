@@ -26,6 +26,7 @@ from .encode.active import apply_active
 from .encode.base import Encoder
 from .encode.caption import ImageCaptioner, captioners
 from .errors import ConfigError, DiskFullError, MmragError, QueryError
+from .ingest.executors import executors
 from .ingest.fetch import fetch_url
 from .ingest.media import MediaStore
 from .ingest.office.convert import render_status
@@ -249,11 +250,15 @@ class Index:
         are committed in groups; each group is one atomic store write followed by one
         catalog transaction, so an interruption loses at most the group in flight.
         """
+        executor = executors.create(self.settings.ingest.executor)
+        executor_is_local = self.settings.ingest.executor == "local"
         try:
-            return Ingestion(self.settings, self.catalog, self.media, self.store,
-                             self.encoders, self.multivec, self.captioner,
-                             write_lock=self.lock, media_lock=self.media_lock,
-                             ).run(sources, metadata, show_progress)
+            return executor.run(Ingestion(self.settings, self.catalog, self.media, self.store,
+                                          self.encoders, self.multivec,
+                                          # a Ray run captions on its workers
+                                          self.captioner if executor_is_local else None,
+                                          write_lock=self.lock, media_lock=self.media_lock),
+                                sources, metadata, show_progress)
         except DiskFullError:
             self._after_disk_full()
             raise

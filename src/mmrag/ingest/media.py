@@ -112,15 +112,22 @@ class MediaStore:
         """Store what ``piece`` should show: original bytes for an image file (re-encoded
         smaller when ``keep == "resized"`` and it is larger than ``max_side``), the render
         for a page; ``""`` for a pure text piece."""
+        found = self.media_of(piece)
+        return self.put_bytes(*found) if found is not None else ""
+
+    def media_of(self, piece: Piece) -> tuple[bytes, str] | None:
+        """The bytes and extension :meth:`put_media` stores for ``piece``, unwritten: a
+        Ray worker makes them where the piece is loaded and the driver writes them, so
+        the media folder need not be shared with the workers."""
         if piece.media is not None:
             img = piece.image
             if (self.settings.keep == "resized" and img is not None
                     and max(img.size) > self.settings.max_side):
-                return self.put_image(img)
-            return self.put_bytes(piece.media, piece.media_ext or "bin")
+                return self.encode(img)
+            return piece.media, piece.media_ext or "bin"
         if piece.image is not None:
-            return self.put_image(piece.image)
-        return ""
+            return self.encode(piece.image)
+        return None
 
     def keys(self) -> Iterator[str]:
         """Every stored key."""
