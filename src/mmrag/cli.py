@@ -406,8 +406,10 @@ def _run_eval(queries: Path, docs: Path | None, index: Path | None, profile: str
                 err.print(f"[red]failed[/] {f.source}: {f.reason}", highlight=False)
                 failed.append({"source": f.source, "reason": f.reason})
         index_seconds = time.perf_counter() - t0
+        # the query router's modality choice applies as in ask (search.router = "none": off)
+        routed = idx.settings.search.router not in ("", "none")
         result = evaluate(qs, lambda q: idx.search(q.request(), k=k, group_by="page",
-                                                   mode=mode), idx.profile)
+                                                   mode=mode, route=routed), idx.profile)
     result["index_seconds"] = round(index_seconds, 3)
     result["seconds"] = round(result["seconds"] + index_seconds, 3)
     result["failed_to_add"] = failed

@@ -59,13 +59,14 @@ class Router(Protocol):
 # name → factory() -> Router
 routers: Registry[Router] = Registry("router")
 
-# A question that *names* a picture as what it wants: "photo of ...", "show me the logo".
+# A request that *opens* by naming a photograph as what it wants ("photo of a red boat",
+# "show me the picture of ..."). Narrower on purpose: "illustration of ...", "diagram of
+# ..." and "an e-mail containing a picture of ..." are often found by their caption or
+# body text, and a visual-only route lost exactly those on the shared eval sets
+# (benchmarks/results/router.md).
 _VISUAL = re.compile(
     r"^\s*(?:(?:show|find|get)\s+(?:me\s+)?)?(?:an?\s+|the\s+)?"
-    r"(?:photo(?:graph)?s?|pictures?|images?|pics?|snapshots?|drawings?|paintings?|"
-    r"illustrations?|icons?|logos?|screenshots?)\b"
-    r"|\b(?:photo(?:graph)?|picture|image|drawing|painting|snapshot)\s+of\b"
-    r"|\bwhat\s+does\s+(?:the|a|an)\s+\w+(?:\s+\w+)?\s+look\s+like\b",
+    r"(?:photo(?:graph)?s?|pictures?|images?|pics?|snapshots?)\s+(?:of|showing|with)\b",
     re.IGNORECASE)
 # A question about wording: quotes and passages are text, not pictures.
 _TEXT = re.compile(
