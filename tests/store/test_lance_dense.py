@@ -28,7 +28,8 @@ def _exact(vecs: np.ndarray, q: np.ndarray, k: int) -> list[str]:
 
 
 def test_dense_without_absent_rows_is_exact_and_skips_has_filter(tmp_path, monkeypatch):
-    store = LanceStore(str(tmp_path / "l"), spaces={"image": DIM})
+    # flat_max_rows=0: LanceDB's own query path, not the small-table in-memory one
+    store = LanceStore(str(tmp_path / "l"), spaces={"image": DIM}, flat_max_rows=0)
     vecs = unit(np.random.default_rng(0), 100, DIM)
     store.add(_items(0, 100), {"image": vecs})
     assert store._absent_rows("image") == 0

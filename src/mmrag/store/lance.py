@@ -10,6 +10,15 @@ Why these choices:
 * Below ``ann_min_rows`` rows exact flat search is both exact and fast enough (a 50k×512
   scan is a few ms), so the ANN index is only built when it pays. The defaults below were
   tuned with ``benchmarks/bench_query.py`` (see ``benchmarks/results/query.md``).
+* Tables under ``flat_max_rows`` answer unfiltered dense queries exactly from an
+  in-memory matrix (numpy, reloaded when the table version changes); LanceDB's own flat
+  scan re-reads the column per query (``benchmarks/results/scale.md`` has the crossover).
+* IVF centroids trained on 20k rows fit 1M rows badly (partitions grow lopsided, recall
+  and latency drift), so the row count an index was trained at is kept in its name
+  (``vec_<space>_ann_n<rows>``) and the index is retrained once the table holds
+  ``retrain_factor`` times that, by :meth:`LanceStore.optimize` and right after the
+  ``add`` that crosses it. The name travels with the index in the same commit, on a
+  local disk or object storage alike, so no sidecar can disagree with it.
 * Vectors are unit length and searched with the ``dot`` metric; LanceDB reports
   ``1 - dot`` as distance, turned back into cosine similarity (higher is better).
 """
@@ -70,7 +79,11 @@ ANN_DEFAULTS: dict[str, Any] = {
     "m": 20,
     "ef_construction": 300,
     "index_ids_min_rows": 10_000,  # BTree on id/doc_id speeds merge_insert, get, delete
+    "flat_max_rows": 20_000,       # below this: exact search from an in-memory matrix
+    "retrain_factor": 4.0,         # retrain the ANN index at this × its trained-at rows
+    "auto_index": True,            # build/retrain right after an add that crosses it
 }
+_ANN_NAME = "_ann_n"  # vec_<space>_ann_n<rows>: the rows an index was trained at
 
 
 def _arrow_schema(spaces: Mapping[str, int]) -> pa.Schema:
@@ -149,6 +162,9 @@ class LanceStore:
             logger.warning("%s at %s predates CJK-aware full-text search; re-index to "
                            "enable it", self.collection, self.uri)
         self._absent_cache: dict[str, tuple[int, int]] = {}
+        # space -> (table version, ids, unit vectors, present mask): the exact path
+        self._matrix_cache: dict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._count_cache: tuple[int, int] = (-1, 0)
         self.spaces = _spaces_of(self._table.schema)
 
     # ------------------------------------------------------------------ setup
@@ -228,6 +244,8 @@ class LanceStore:
              .when_not_matched_insert_all().execute(data))
         except Exception as exc:
             raise StoreError(f"LanceDB write of {len(items)} items failed: {exc}") from exc
+        if self.options["auto_index"]:
+            self._reindex_grown()
 
     def delete(self, doc_ids: Sequence[str]) -> int:
         doc_ids = list(dict.fromkeys(doc_ids))
@@ -280,10 +298,53 @@ class LanceStore:
         self._absent_cache[space] = (version, n)
         return n
 
+    def _rows(self) -> int:
+        """Row count, read once per table version (dense() asks on every query)."""
+        version = self._table.version
+        if self._count_cache[0] != version:
+            self._count_cache = (version, self._table.count_rows())
+        return self._count_cache[1]
+
+    def _matrix(self, space: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ids, vectors and present mask of ``space``, loaded once per table version."""
+        version = self._table.version
+        hit = self._matrix_cache.get(space)
+        if hit is not None and hit[0] == version:
+            return hit[1], hit[2], hit[3]
+        tbl = (self._table.search().select(["id", vec_col(space), has_col(space)])
+               .limit(None).to_arrow())
+        ids = np.asarray(tbl["id"].to_pylist(), dtype=object)
+        col = tbl[vec_col(space)].combine_chunks()
+        dim = self.spaces[space]
+        if col.null_count:  # a space added to an existing table: old rows hold NULL
+            col = col.fill_null(pa.scalar([0.0] * dim, col.type))
+        mat = col.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(
+            np.float32, copy=False)
+        present = tbl[has_col(space)].fill_null(False).to_numpy(zero_copy_only=False)
+        self._matrix_cache[space] = (version, ids, mat, present.astype(bool))
+        return ids, mat, present
+
+    def _exact(self, space: str, vec: np.ndarray, limit: int) -> ScoredItems:
+        """Exact top-``limit`` by dot product over the in-memory matrix of a small table."""
+        ids, mat, present = self._matrix(space)
+        if not len(ids):
+            return []
+        sims = mat @ vec
+        sims[~present] = -np.inf
+        limit = min(limit, int(present.sum()))
+        if limit <= 0:
+            return []
+        top = np.argpartition(-sims, limit - 1)[:limit]
+        top = top[np.argsort(-sims[top], kind="stable")]
+        found = {it.id: it for it in self.get([str(i) for i in ids[top]])}
+        return [(found[str(ids[i])], float(sims[i])) for i in top if str(ids[i]) in found]
+
     def _dense_query(self, space: str, vec: np.ndarray, limit: int, where: str | None,
                      prefilter: bool, extra: Sequence[str] = ()) -> pa.Table:
         o = self.options
         q = self._table.search(vec, vector_column_name=vec_col(space)).distance_type("dot")
+        if self._rows() < int(o["flat_max_rows"]):
+            q = q.bypass_vector_index()  # small table: exact, even if an index exists
         if where:
             q = q.where(where, prefilter=prefilter)
         # Naming _distance in the projection keeps it and silences lance's deprecation
@@ -304,6 +365,8 @@ class LanceStore:
         filters = Filters.build(filters)
         limit = fetch_size(k, filters)
         where = self._where(filters)
+        if where is None and self._rows() < int(self.options["flat_max_rows"]):
+            return post_filter(self._exact(space, vec, limit), k, filters)
         has = f"{has_col(space)} = true"
         absent = self._absent_rows(space)
         if absent == 0:
@@ -433,13 +496,69 @@ class LanceStore:
         raise ConfigError(f"unknown ann_index {o['ann_index']!r}; choose IVF_HNSW_SQ, "
                           f"IVF_PQ, IVF_SQ or IVF_FLAT")
 
+    def vector_indexes(self, space: str) -> list[tuple[str, int | None]]:
+        """``(name, trained-at rows)`` of the ANN indexes on ``space``'s column; the
+        rows are None for an index made before they were recorded."""
+        out: list[tuple[str, int | None]] = []
+        for idx in self._table.list_indices():
+            if list(idx.columns) != [vec_col(space)]:
+                continue
+            head, _, rows = idx.name.rpartition(_ANN_NAME)
+            out.append((idx.name, int(rows) if head == vec_col(space) and rows.isdigit()
+                        else None))
+        return out
+
+    def trained_rows(self, space: str) -> int | None:
+        """Rows the ANN index of ``space`` was trained at (None: no index)."""
+        found = self.vector_indexes(space)
+        if not found:
+            return None
+        # an index from before the count was recorded: as if trained at the threshold
+        return max(r if r is not None else int(self.options["ann_min_rows"])
+                   for _, r in found)
+
+    def needs_vector_index(self, space: str, rows: int | None = None) -> bool:
+        """No index yet and ``ann_min_rows`` reached, or ``retrain_factor`` × the
+        trained-at rows reached."""
+        n = self.count() if rows is None else rows
+        if n < int(self.options["ann_min_rows"]):
+            return False
+        trained = self.trained_rows(space)
+        return trained is None or n >= float(self.options["retrain_factor"]) * trained
+
     def build_vector_index(self, space: str, replace: bool = True) -> None:
-        """Build (or rebuild) the ANN index of one space now, whatever the row count."""
+        """Build (or retrain) the ANN index of one space now, whatever the row count.
+
+        The new index is committed under a name holding the row count before the old
+        one is dropped, so queries always have an index; a crash in between leaves two,
+        and the next build drops the extra.
+        """
         n = self.count()
         if n == 0:
             return
+        old = [name for name, _ in self.vector_indexes(space)]
+        name = f"{vec_col(space)}{_ANN_NAME}{n}"
         config = self._vector_index_config(n, self.spaces[space])
-        self._table.create_index(vec_col(space), config=config, replace=replace)
+        self._table.create_index(vec_col(space), config=config, replace=replace, name=name)
+        for stale in old:
+            if stale != name:
+                self._table.drop_index(stale)
+
+    def _reindex_grown(self) -> None:
+        """After an add: build or retrain the ANN index of each space that outgrew it."""
+        n = self.count()
+        if n < int(self.options["ann_min_rows"]):
+            return
+        for space in self.spaces:
+            if self.needs_vector_index(space, n):
+                logger.info("training %s index on %s at %d rows (was %s)",
+                            self.options["ann_index"], vec_col(space), n,
+                            self.trained_rows(space))
+                try:
+                    self.build_vector_index(space)
+                except Exception as exc:  # the rows are committed: flat search still works
+                    logger.warning("could not train the %s index after an add (%s); "
+                                   "`mmrag optimize` retries", vec_col(space), exc)
 
     def optimize(self) -> None:
         """Build indexes that now pay off, fold new rows into existing ones, compact files."""
@@ -457,12 +576,12 @@ class LanceStore:
             for column in ("modality", *(has_col(s) for s in self.spaces)):
                 if not self._has_index(self._table, column):
                     self._table.create_index(column, config=Bitmap())
-        if n >= int(self.options["ann_min_rows"]):
-            for space in self.spaces:
-                if not self._has_index(self._table, vec_col(space)):
-                    logger.info("building %s index on %s (%d rows)",
-                                self.options["ann_index"], vec_col(space), n)
-                    self.build_vector_index(space)
+        for space in self.spaces:
+            if self.needs_vector_index(space, n):
+                logger.info("training %s index on %s at %d rows (was %s)",
+                            self.options["ann_index"], vec_col(space), n,
+                            self.trained_rows(space))
+                self.build_vector_index(space)
         cleanup = self.options.get("cleanup_older_than_s")
         self._table.optimize(cleanup_older_than=None if cleanup is None
                              else timedelta(seconds=float(cleanup)))
