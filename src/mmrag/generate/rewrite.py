@@ -303,6 +303,9 @@ class RuleRewriter:
                     return _substitute_pronouns(rest.replace(ordinal.group(0), phrase),
                                                 topic(replaced)) + "?"
                 return replaced + "?"
+        wh = _words(rest)
+        if len(wh) == 1 and _is_question(rest) and _is_question(base):  # "and when?"
+            return re.sub(r"^\s*\w+", rest.capitalize(), base, count=1) + "?"
         number = _NUMBER.fullmatch(rest)
         if number and len(_NUMBER.findall(base)) == 1:  # "how about 2022?": same, other year
             return _NUMBER.sub(rest, base) + "?"

@@ -3,10 +3,12 @@
 mmrag answers one question at a time from its index: the **last user message** is the
 question (its text parts joined) and its last image part, if any, is the query image
 (retrieval takes one image; earlier images of the message are checked but not used).
-Earlier turns and system/developer prompts are accepted but ignored: the evidence comes
-from the index, not from the chat history, and a client's system prompt ("you are a
-helpful assistant") would only pollute the retrieval query. Unknown request fields (``tools``,
-``top_p``, ``user``, ...) are accepted and ignored, so stock clients work unchanged.
+Earlier user and assistant turns only resolve a follow-up ("and in the appendix?", "who
+wrote it?") into a standalone query (``Index.chat``); the evidence still comes from the
+index, not from the chat history. System/developer prompts are accepted but ignored: a
+client's system prompt ("you are a helpful assistant") would only pollute the query.
+Unknown request fields (``tools``, ``top_p``, ``user``, ...) are accepted and ignored, so
+stock clients work unchanged.
 
 A chat that is itself an mmrag prompt (numbered sources and a ``Question:``, as the
 ``openai`` generator of another mmrag sends it) is not a question for this index: see

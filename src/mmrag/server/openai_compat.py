@@ -1,8 +1,9 @@
 """``/v1/models`` and ``/v1/chat/completions``: mmrag as an OpenAI-compatible model.
 
 Any OpenAI client pointed at ``http://host:port/v1`` gets answers grounded in the index:
-the last user message is the question (see :mod:`.chat_request`), ``Index.ask`` retrieves
-and generates, and the reply is a standard ``chat.completion`` (or, with ``stream``, SSE
+the last user message is the question (see :mod:`.chat_request`), rewritten into a
+standalone query from the earlier turns when it is a follow-up, and ``Index.chat``
+retrieves and generates, and the reply is a standard ``chat.completion`` (or, with ``stream``, SSE
 ``chat.completion.chunk`` events ending in ``data: [DONE]``). The citations close the
 content as a numbered list, as the CLI prints them, so plain clients show them too; the
 non-streaming reply (and the last streamed chunk) also carry them as data in a
@@ -90,7 +91,11 @@ def _steps_for(body: ChatRequest, index: Index) -> Callable[[], Iterator[str | A
 
 def _ask_steps(index: Index, body: ChatRequest, question: Question) -> Iterator[str | Answer]:
     image = load_image(question.image, index.settings.ingest)[0] if question.image else None
-    stream = index.ask(question.text, image, body.k, filters=body.filters, stream=True)
+    # the turns up to the question: "and in the appendix?" is searched as the standalone
+    # query the earlier turns make of it (Index.chat), a new question as it is
+    turns = body.chat()
+    last = max(i for i, m in enumerate(turns) if m.role == "user")
+    stream = index.chat(turns[:last + 1], image, body.k, filters=body.filters, stream=True)
     try:
         yield from stream
         yield stream.answer
@@ -123,7 +128,7 @@ def approx_tokens(text: str) -> int:
 
 def _mmrag_field(answer: Answer) -> dict[str, Any]:
     data = answer.to_dict()
-    return {key: data[key] for key in ("citations", "found", "generator", "seconds")}
+    return {key: data[key] for key in ("citations", "found", "generator", "seconds", "query")}
 
 
 @dataclass(slots=True)
