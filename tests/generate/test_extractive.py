@@ -100,3 +100,84 @@ def test_registered_and_built_by_name():
 def test_content_terms_drop_stop_words_and_stem():
     assert content_terms("What are the Pages defined in it?") == ["page", "defin"]
     assert content_terms("MMLU 60.1") == ["mmlu", "60", "1"]
+
+
+# ---- span answers: questions asking for a number, date, name or table cell --------------
+
+# Table 2 of "Attention Is All You Need", as the PDF/office loaders write a table item.
+TRANSFORMER_TABLE = (
+    "Table 2: The Transformer achieves better BLEU scores than previous state-of-the-art "
+    "models on the English-to-German and English-to-French newstest2014 tests.\n\n"
+    "| Model | BLEU EN-DE | BLEU EN-FR | Training Cost (FLOPs) EN-DE | Training Cost "
+    "(FLOPs) EN-FR |\n|---|---|---|---|---|\n"
+    "| ByteNet | 23.75 |  |  |  |\n"
+    "| GNMT + RL | 24.6 | 39.92 | 2.3 · 10^19 | 1.4 · 10^20 |\n"
+    "| ConvS2S | 25.16 | 40.46 | 9.6 · 10^18 | 1.5 · 10^20 |\n"
+    "| Transformer (base model) | 27.3 | 38.1 | 3.3 · 10^18 | 3.3 · 10^18 |\n"
+    "| Transformer (big) | 28.4 | 41.8 | 2.3 · 10^19 | 2.3 · 10^19 |")
+RESULTS_PROSE = (
+    "On the WMT 2014 English-to-German translation task, the big transformer model "
+    "outperforms the best previously reported models including ensembles, establishing a "
+    "new state-of-the-art BLEU score. Training took 3.5 days on 8 P100 GPUs. Even our base "
+    "model surpasses all previously published models and ensembles.")
+SCHEDULE = ("Weekly rota\n\n| Header row | Mon | Wed | Fri |\n|---|---|---|---|\n"
+            "| Color | Blue | Red | Green |\n| Time | 1pm | 2pm | 3pm |\n"
+            "| Leader | Sarah | Mark | Ryan |")
+BRIDGE = ("The Lowther footbridge crosses the river below the weir. It was designed by the "
+          "engineer Margit Halvorsen after the flood. The bridge opened to walkers in "
+          "March 1998. Its deck is 212 metres long and rests on four piers. Cyclists must "
+          "dismount on the bridge. The bridge is lit at night.")
+
+
+def test_transformer_big_bleu_is_the_table_cell_not_the_neighbouring_sentences():
+    hits = [_hit("attention.pdf", RESULTS_PROSE, page=8),
+            _hit("attention.pdf", TRANSFORMER_TABLE, page=8)]
+    text = _answer("What BLEU score does the Transformer big model reach on "
+                   "English-to-German?", hits)
+    assert "28.4" in text and text.endswith("[2]")
+    assert "Transformer (big)" in text and "BLEU EN-DE" in text  # the cell's headers
+    for other in ("41.8", "27.3", "state-of-the-art"):  # not other cells or the prose
+        assert other not in text
+    french = _answer("What BLEU score does the Transformer big model reach on "
+                     "English-to-French?", hits)
+    assert "41.8" in french and "28.4" not in french
+
+
+def test_table_cells_by_row_and_column_headers():
+    hits = [_hit("rota.odt", SCHEDULE), _hit("manual.txt", MANUAL)]
+    assert _answer("In the weekday schedule table, who is the leader on Wednesday?",
+                   hits) == "Leader, Wed: Mark [1]"
+    both = _answer("Which colour and what time are set for Friday?", hits)
+    assert "Green" in both and "3pm" in both and both.endswith("[1]")
+    assert "Red" not in both and "Ryan" not in both and "1pm" not in both
+
+
+def test_number_date_and_name_questions_get_the_one_sentence_that_holds_it():
+    hits = [_hit("garden.txt", GARDEN), _hit("bridge.txt", BRIDGE)]
+    assert _answer("How long is the Lowther footbridge deck?", hits) == \
+        "Its deck is 212 metres long and rests on four piers. [2]"
+    assert _answer("When did the bridge open to walkers?", hits) == \
+        "The bridge opened to walkers in March 1998. [2]"
+    assert _answer("Who designed the footbridge after the flood?", hits) == \
+        "It was designed by the engineer Margit Halvorsen after the flood. [2]"
+
+
+def test_a_value_the_question_names_is_not_its_answer():
+    text = ("Report 2019. The plant produced 450 tonnes in 2019. "
+            "The plant employs 38 people on two shifts.")
+    hits = [_hit("plant.txt", text)]
+    answer = _answer("How many people did the plant employ besides producing in 2019?", hits)
+    assert "38" in answer
+    # a table row named by a value of the question: the answer is another cell
+    table = "| Year | Output |\n|---|---|\n| 2019 | 450 |\n| 2020 | 470 |"
+    assert "470" in _answer("What output does the year 2020 have?", [_hit("t.md", table)])
+
+
+def test_general_questions_are_answered_as_before():
+    hits = [_hit("garden.txt", GARDEN), _hit("manual.txt", MANUAL, page=4)]
+    # an explanation question: no answer type, the sentence selection as before
+    text = _answer("How do I reset the widget?", hits)
+    assert text == "To reset the widget, hold the power button for ten seconds. [2]"
+    # a what-question about prose with no table: sentence selection, not a typed span
+    assert _answer("What should tomatoes be watered in?", hits) == \
+        "Tomatoes need six hours of direct sunlight every day. Water them in the morning. [1]"

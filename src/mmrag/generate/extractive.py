@@ -58,6 +58,7 @@ RANK_DECAY = 0.3      # a source's weight is 1 / (1 + RANK_DECAY * (rank - 1))
 KEEP_RATIO = 0.5      # keep sentences scoring at least this share of the best one
 MAX_WORDS = 60        # longer "sentences" (OCR runs, tables) are cut into windows
 CELL_KEEP = 0.75      # more cells are quoted when they match at least this share of the best
+CELL_VS_SENTENCE = 0.5  # a matching cell beats sentences matching up to twice as much
 UNTYPED = 0.8         # a cell without a value of the wanted kind counts this much
 SECOND_PART = 0.4     # a second sentence must add this share of the first one's match
 TYPED_MIN = 0.6       # a typed sentence must match this share of the best sentence's match
@@ -153,7 +154,7 @@ class _Cell:
     label: str            # "row header, column header"
     value: str
     cover: float          # IDF of the question terms its headers match, times rank weight
-    matched: int
+    matched: set[str]
     table: int            # which table of the source
 
 
@@ -209,7 +210,7 @@ def _table_cells(table: Table, t_no: int, source: int, kind: str, question: str,
             typed = kind != "number" or has_value(value, "number", question)
             cover = sum(idf.get(t, 0.0) for t in hit) * _rank_weight(source)
             out.append(_Cell(source, f"{row[0]}, {table.header[c]}".strip(", "), value,
-                             cover * (1.0 if typed else UNTYPED), len(hit), t_no))
+                             cover * (1.0 if typed else UNTYPED), hit, t_no))
     return out
 
 
@@ -219,7 +220,7 @@ def _typed_span(question: str, kind: str, query: set[str], sources: Sequence[Sou
     none matches well enough (the caller falls back to sentence selection)."""
     idf = _idf(sentences, query)
     need = min(1 if len(query) <= 2 else 2, len(query))
-    cells = [c for c in _cells(kind, question, query, sources, idf) if c.matched >= need]
+    cells = [c for c in _cells(kind, question, query, sources, idf) if len(c.matched) >= need]
     if kind == "entity" and not cells:
         return ""  # "what/which" questions about prose are answered by the general path
 
@@ -234,11 +235,17 @@ def _typed_span(question: str, kind: str, query: set[str], sources: Sequence[Sou
              and cover(s) >= TYPED_MIN * top]
     best_sentence = max(typed, key=lambda s: (cover(s), s.score), default=None)
     best_cell = max(cells, key=lambda c: c.cover, default=None)
+    # a cell whose row and column both match is the more precise evidence: it wins
+    # unless a sentence matches clearly more of the question
     if best_cell is not None and (best_sentence is None
-                                  or best_cell.cover >= cover(best_sentence)):
-        kept = [c for c in cells if c.source == best_cell.source and c.table == best_cell.table
-                and c.cover >= CELL_KEEP * best_cell.cover]
-        kept = sorted(kept, key=lambda c: -c.cover)[:3]
+                                  or best_cell.cover >= CELL_VS_SENTENCE * cover(best_sentence)):
+        kept = [best_cell]
+        if _PARTS.search(question):  # "which colour and what time...": one cell a part
+            for c in sorted(cells, key=lambda c: -c.cover):
+                if len(kept) < 3 and c.source == best_cell.source \
+                        and c.table == best_cell.table and c.cover >= CELL_KEEP * best_cell.cover \
+                        and c.matched - set().union(*(k.matched for k in kept)):
+                    kept.append(c)
         return "; ".join(f"{c.label}: {c.value}" for c in kept) + f" [{best_cell.source}]"
     if best_sentence is None:
         return ""
@@ -283,7 +290,7 @@ def _join_abbreviations(units: list[str]) -> list[str]:
     """Undo splits after "vs.", "e.g.", "et al." and the like: not sentence ends."""
     out: list[str] = []
     for unit in units:
-        if out and _ABBREVIATION.search(out[-1]) and unit[:1] and not unit[:1].isupper():
+        if out and _ABBREVIATION.search(out[-1]) and (unit[:1].islower() or unit[:1].isdigit()):
             out[-1] = f"{out[-1]} {unit}"
         else:
             out.append(unit)
