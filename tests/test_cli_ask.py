@@ -80,3 +80,42 @@ def test_ask_error_is_one_line_from_the_real_entry_point(index):
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "unknown generator 'nosuch'" in res.stderr
     assert Path(index).exists()
+
+
+class _Invented:
+    """A generator whose second sentence invents a number (for the support marks)."""
+
+    name, supports_images = "invented", False
+
+    def stream(self, messages, *, max_tokens, temperature):
+        yield "The red fox hunts voles in snowy meadows [1]. "
+        yield "It hunts 42 voles a day [1]."
+
+
+def invented(settings) -> _Invented:
+    return _Invented()
+
+
+def test_ask_marks_unsupported_sentences_and_prints_grounded(index):
+    args = ["ask", "What does the red fox hunt?", "--index", index, "-k", "1",
+            "--generator", "tests.test_cli_ask.invented"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "The red fox hunts voles in snowy meadows [1]. It hunts 42 voles a day [1]."
+    (mark,) = [ln for ln in lines if "unsupported" in ln]
+    assert "42" in mark and "It hunts 42 voles a day [1]." in mark and "meadows" not in mark
+    assert "grounded: 50% (1 of 2 sentences supported)" in lines
+    data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert data["grounded"] == 0.5
+    assert [s["supported"] for s in data["support"]] == [True, False]
+    assert data["support"][1]["numbers"] == ["42"]
+
+
+def test_ask_drop_unsupported_prints_the_filtered_answer(index, monkeypatch):
+    monkeypatch.setenv("MMRAG_GENERATE__DROP_UNSUPPORTED", "true")
+    result = runner.invoke(app, ["ask", "What does the red fox hunt?", "--index", index,
+                                 "-k", "1", "--generator", "tests.test_cli_ask.invented"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.stdout.splitlines()[0] == "The red fox hunts voles in snowy meadows [1]."
+    assert "42" not in result.stdout and "grounded: 100%" in result.stdout

@@ -258,20 +258,43 @@ def ask(question: Annotated[str, typer.Argument(help="the question ('' with --im
             out.print_json(json.dumps(answer.to_dict(), default=str))
             return
         _stream_answer(idx.ask(question, image, k, filters=filters, generator=generator,
-                               stream=True))
+                               stream=True), drop=idx.settings.generate.drop_unsupported)
 
 
-def _stream_answer(stream: Any) -> None:
-    """Print an AnswerStream's deltas as they come, then its numbered citations."""
+def _stream_answer(stream: Any, drop: bool = False) -> None:
+    """Print an AnswerStream's deltas as they come, then its numbered citations, the
+    sentences its sources do not support and the grounded share. With ``drop`` (unsupported
+    sentences dropped) the final text is printed once it is known instead: a printed
+    delta cannot be taken back."""
     from .generate.citations import render_citations
 
     for delta in stream:
-        sys.stdout.write(delta)
-        sys.stdout.flush()
+        if not drop:
+            sys.stdout.write(delta)
+            sys.stdout.flush()
     answer = stream.answer
-    sys.stdout.write("\n")
+    sys.stdout.write((answer.text if drop else "") + "\n")
     if answer.citations:
         out.print("\n" + render_citations(answer.citations), markup=False, highlight=False)
+    _print_support(answer)
+
+
+def _print_support(answer: Any) -> None:
+    """One "⚠ unsupported" line per sentence the sources do not back (why: its invented
+    numbers, or its support score), then "grounded: 83 %" for an answer that claims
+    anything."""
+    from rich.markup import escape
+
+    for s in answer.support:
+        if not s.supported:
+            why = (f"numbers in no cited source: {', '.join(s.numbers)}" if s.numbers
+                   else f"support {s.score:.2f}")
+            out.print(f"[yellow]⚠ unsupported[/] ({escape(why)}): [dim strike]"
+                      f"{escape(s.text)}[/]", highlight=False, soft_wrap=True)
+    if answer.found and answer.support:
+        ok = sum(s.supported for s in answer.support)
+        out.print(f"grounded: {answer.grounded:.0%} ({ok} of {len(answer.support)} "
+                  "sentences supported)", highlight=False)
 
 
 @app.command()
