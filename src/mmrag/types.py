@@ -272,7 +272,11 @@ class AddReport:
 
 @dataclass(slots=True)
 class Citation:
-    """What ``[n]`` in an answer points at: one retrieved item, by file, page and id."""
+    """What ``[n]`` in an answer points at: one retrieved item, by file, page and id.
+
+    ``bbox`` is the region of the page the answer quotes, in the item's own units (PDF
+    points, top-left origin, like ``Item.bbox``): the table cell quoted when it can be
+    located, else the cited item's box; None when the item has no box (plain text)."""
 
     number: int
     item_id: str
@@ -283,13 +287,15 @@ class Citation:
     modality: str
     media_path: str | None = None
     snippet: str = ""
+    bbox: tuple[float, float, float, float] | None = None
 
     @classmethod
     def from_hit(cls, number: int, hit: Hit) -> Citation:
         it = hit.item
         return cls(number=number, item_id=it.id, doc_id=it.doc_id, source=it.source,
                    name=it.name, page=it.page, modality=it.modality,
-                   media_path=hit.media_path, snippet=hit.snippet)
+                   media_path=hit.media_path, snippet=hit.snippet,
+                   bbox=tuple(it.bbox) if it.bbox else None)  # type: ignore[arg-type]
 
     def label(self) -> str:
         """``[1] report.pdf, page 3`` — the line a terminal or a UI prints."""

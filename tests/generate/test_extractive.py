@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mmrag.config import GenerateSettings
 from mmrag.generate import create_generator
 from mmrag.generate.extractive import ExtractiveGenerator, content_terms
@@ -181,3 +183,22 @@ def test_general_questions_are_answered_as_before():
     # a what-question about prose with no table: sentence selection, not a typed span
     assert _answer("What should tomatoes be watered in?", hits) == \
         "Tomatoes need six hours of direct sunlight every day. Water them in the morning. [1]"
+
+
+def test_the_cell_answer_of_a_pdf_table_cites_the_cell_region(tmp_path):
+    """End to end: a ruled table in a PDF becomes a Markdown table item with cell edges;
+    the extractive answer quotes the cell and its citation's box is where it was drawn."""
+    pytest.importorskip("pdfplumber")
+    from mmrag import Index
+    from tests.generate._tables import QUESTION, cell_box, results_pdf
+
+    (tmp_path / "attention.pdf").write_bytes(results_pdf())
+    # group_by=item: the table item and the page's text chunk are both retrieved (grouped
+    # by page, one of them stands for the page)
+    with Index(tmp_path / "idx", encode__text_encoder="hashing", ingest__ocr="never",
+               search__group_by="item") as index:
+        assert not index.add(tmp_path / "attention.pdf").failed
+        answer = index.ask(QUESTION, generator="extractive")
+    assert "28.4" in answer.text and "41.8" not in answer.text
+    [cite] = [c for c in answer.citations if "28.4" in answer.text.split(f"[{c.number}]")[0]]
+    assert cite.bbox == pytest.approx(cell_box(3, 1), abs=2.0)

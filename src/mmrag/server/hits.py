@@ -77,7 +77,9 @@ def hits_json(index: Index, collection: str, hits: list[Hit]) -> list[dict[str, 
 
 def answer_json(index: Index, collection: str, answer: Answer) -> dict[str, Any]:
     """The final ``done`` object of an answer: its text and its citations, each with the
-    URLs of the hit it cites (citation ``[n]`` is the answer's hit ``n``)."""
+    URLs of the hit it cites (citation ``[n]`` is the answer's hit ``n``), and its
+    grounding (``grounded`` and the per-sentence ``support``; ``text`` is the final text,
+    without the unsupported sentences when ``generate.drop_unsupported`` is on)."""
     views = hits_json(index, collection, answer.hits)
     citations = []
     for c in answer.citations:
@@ -87,5 +89,10 @@ def answer_json(index: Index, collection: str, answer: Answer) -> dict[str, Any]
             "page": c.page, "modality": c.modality, "snippet": c.snippet,
             **{k: view.get(k) for k in ("media_url", "thumb_url", "page_url", "bbox",
                                         "page_width", "page_height")}})
+        region = getattr(c, "bbox", None)  # the quoted cell, where one was located
+        if region and view.get("bbox"):  # same frame as the hit's box: page points
+            citations[-1]["bbox"] = [round(float(v), 2) for v in region]
     return {"text": answer.text, "found": answer.found, "generator": answer.generator,
-            "seconds": round(answer.seconds, 3), "citations": citations}
+            "seconds": round(answer.seconds, 3), "citations": citations,
+            "grounded": round(answer.grounded, 4),
+            "support": [s.to_dict() for s in answer.support]}
