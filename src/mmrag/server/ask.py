@@ -1,7 +1,8 @@
 """``POST /collections/{collection}/ask``: a grounded answer, streamed as server-sent events.
 
     event: delta    data: {"text": "..."}           repeated, as the generator writes
-    event: done     data: {"text", "found", "generator", "seconds", "citations": [...]}
+    event: done     data: {"text", "found", "generator", "seconds", "citations": [...],
+                          "grounded", "support": [...]}
     event: error    data: {"code", "message"}       instead of done, if it fails midway
 
 A bad request (no question, bad base64, k out of range) is refused with a JSON error and

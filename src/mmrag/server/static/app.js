@@ -348,6 +348,7 @@ async function ask() {
   answer.dataset.state = "streaming";
   answer.dataset.deltas = "0";
   el.citations.replaceChildren();
+  showGrounded(null);
   el.askStop.hidden = false;
   let text = "";
   let finished = false;
@@ -371,7 +372,9 @@ async function ask() {
         answer.dataset.deltas = String(Number(answer.dataset.deltas) + 1);
       } else if (name === "done") {
         finished = true;
-        renderAnswer(typeof data.text === "string" ? data.text : text, data.citations || []);
+        renderAnswer(typeof data.text === "string" ? data.text : text, data.citations || [],
+                     data.support || []);
+        showGrounded(data);
         answer.dataset.found = String(data.found !== false);
         answer.dataset.state = "done";
       } else if (name === "error") {
@@ -410,20 +413,28 @@ function citationLink(citation, label) {
   return link;
 }
 
-/** The final answer: each `[n]` becomes a link to citation n, and the citations are
- * listed under it. */
-function renderAnswer(text, citations) {
+/** The final answer: each `[n]` becomes a link to citation n, each sentence the sources
+ * do not support is wrapped in a marked span (class `unsupported`, the reason as its
+ * tooltip), and the citations are listed under it. Sentences are found by their text
+ * from the previous one on, not by the server's offsets (Python counts code points,
+ * JavaScript UTF-16 units). */
+function renderAnswer(text, citations, support) {
   const byNumber = new Map(citations.map((c) => [Number(c.number), c]));
   el.answer.replaceChildren();
   let last = 0;
-  for (const match of text.matchAll(/\[(\d+)\]/g)) {
-    const citation = byNumber.get(Number(match[1]));
-    if (!citation) continue;
-    if (match.index > last) el.answer.append(text.slice(last, match.index));
-    el.answer.append(citationLink(citation, match[0]));
-    last = match.index + match[0].length;
+  for (const s of support || []) {
+    if (s.supported || typeof s.text !== "string" || !s.text) continue;
+    const at = text.indexOf(s.text, last);
+    if (at < 0) continue;
+    appendCited(el.answer, text.slice(last, at), byNumber);
+    const mark = make("span", "unsupported");
+    mark.dataset.testid = "unsupported";
+    mark.title = unsupportedReason(s);
+    appendCited(mark, s.text, byNumber);
+    el.answer.append(mark);
+    last = at + s.text.length;
   }
-  if (last < text.length) el.answer.append(text.slice(last));
+  appendCited(el.answer, text.slice(last), byNumber);
   el.citations.replaceChildren(...citations.map((c) => {
     const li = make("li");
     li.dataset.testid = "citation";
@@ -431,6 +442,43 @@ function renderAnswer(text, citations) {
               [c.name, pageLabel(c.page)].filter(Boolean).join(", "));
     return li;
   }));
+}
+
+/** ``text`` into ``parent``, each `[n]` naming a citation as a link to it. */
+function appendCited(parent, text, byNumber) {
+  let last = 0;
+  for (const match of text.matchAll(/\[(\d+)\]/g)) {
+    const citation = byNumber.get(Number(match[1]));
+    if (!citation) continue;
+    if (match.index > last) parent.append(text.slice(last, match.index));
+    parent.append(citationLink(citation, match[0]));
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) parent.append(text.slice(last));
+}
+
+function unsupportedReason(s) {
+  const numbers = Array.isArray(s.numbers) ? s.numbers : [];
+  if (numbers.length) return `Unsupported: ${numbers.join(", ")} appears in no cited source`;
+  const score = Number(s.score);
+  return "Unsupported: the cited sources do not say this" +
+    (Number.isFinite(score) ? ` (support ${score.toFixed(2)})` : "");
+}
+
+/** "grounded: 83 %" under a found answer (share of its sentences the sources support);
+ * nothing for a not-found answer or before one is done. */
+function showGrounded(done) {
+  let line = document.getElementById("grounded");
+  if (!line) {
+    line = make("p", "grounded");
+    line.id = "grounded";
+    line.dataset.testid = "grounded";
+    el.answer.after(line);
+  }
+  const share = done && done.found !== false && (done.support || []).length
+    ? Number(done.grounded) : NaN;
+  line.hidden = !Number.isFinite(share);
+  line.textContent = line.hidden ? "" : `grounded: ${Math.round(share * 100)} %`;
 }
 
 // ---- upload ------------------------------------------------------------------------------
