@@ -241,6 +241,12 @@ def ask(question: Annotated[str, typer.Argument(help="the question ('' with --im
         filter_: Annotated[list[str] | None, typer.Option(
             "--filter", help="metadata: key=value or key>=value ... (as `search`)")] = None,
         index: IndexOpt = DEFAULT_INDEX, profile: ProfileOpt = None, config: ConfigOpt = None,
+        agent: Annotated[bool, typer.Option(
+            "--agent", help="let the ReAct agent search as often as it needs (an LLM "
+            "generator that can call tools; extractive answers with one routed search)")]
+        = False,
+        max_steps: Annotated[int, typer.Option(
+            "--max-steps", min=1, help="--agent: tool rounds before it must stop")] = 12,
         as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Answer a question from the index, streaming the answer, then list its citations."""
     _setup(debug)
@@ -253,6 +259,9 @@ def ask(question: Annotated[str, typer.Argument(help="the question ('' with --im
     with _open(index, profile, config, **overrides) as idx:
         if not idx.documents():
             raise QueryError(f"index {str(idx.root)!r} is empty; run `mmrag add` first")
+        if agent:
+            _ask_agent(idx, question, image, generator, max_steps, as_json)
+            return
         if as_json:
             answer = idx.ask(question, image, k, filters=filters, generator=generator)
             out.print_json(json.dumps(answer.to_dict(), default=str))
@@ -295,6 +304,57 @@ def _print_support(answer: Any) -> None:
         ok = sum(s.supported for s in answer.support)
         out.print(f"grounded: {answer.grounded:.0%} ({ok} of {len(answer.support)} "
                   "sentences supported)", highlight=False)
+
+
+def _ask_agent(idx: Any, question: str, image: str | None, generator: str | None,
+               max_steps: int, as_json: bool) -> None:
+    """`ask --agent`: the agent's answer, after its one-line note if it had to stop or
+    could not run (see agent/ask.py)."""
+    from .agent.ask import ask_with_agent
+    from .generate.citations import render_citations
+
+    reply = ask_with_agent(idx, question, image=image, generator=generator,
+                           max_steps=max_steps)
+    if reply.note:
+        err.print(f"[yellow]note:[/] {reply.note}", highlight=False, soft_wrap=True)
+    if as_json:
+        out.print_json(json.dumps({**reply.answer.to_dict(), "note": reply.note}, default=str))
+        return
+    out.print(reply.answer.text, markup=False, highlight=False)
+    if reply.answer.citations:
+        out.print("\n" + render_citations(reply.answer.citations), markup=False,
+                  highlight=False)
+
+
+@app.command()
+def chat(k: Annotated[int | None, typer.Option("--k", "-k", help="hits given to the "
+                                               "generator (default: the router's)")] = None,
+         generator: GeneratorOpt = None, model: ModelOpt = None,
+         filter_: Annotated[list[str] | None, typer.Option(
+             "--filter", help="metadata: key=value or key>=value ... (as `search`)")] = None,
+         index: IndexOpt = DEFAULT_INDEX, profile: ProfileOpt = None, config: ConfigOpt = None,
+         as_json: Annotated[bool, typer.Option(
+             "--json", help="read one turn per stdin line ({\"role\", \"content\"} or a "
+             "question), write one JSON answer per line; no prompt")] = False,
+         debug: DebugOpt = False) -> None:
+    """Chat with the index: follow-ups ("and in the appendix?") are searched as standalone
+    queries made from the history, shown as "searching: ...". /reset, /exit."""
+    _setup(debug)
+    from .conversation import Conversation, run_interactive, run_json_lines
+    from .errors import QueryError
+
+    overrides = {"generate__model": model} if model else {}
+    filters = _metadata_filters(filter_) or None
+    with _open(index, profile, config, **overrides) as idx:
+        if not idx.documents():
+            raise QueryError(f"index {str(idx.root)!r} is empty; run `mmrag add` first")
+        conv = Conversation(idx, k, filters, generator)
+        if not as_json:
+            run_interactive(conv, out)
+            return
+        failed = run_json_lines(conv, sys.stdin, sys.stdout)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

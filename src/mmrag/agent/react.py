@@ -52,6 +52,16 @@ MAX_STEPS = 12  # tool rounds before the run is stopped
 OUT_OF_STEPS = "Sorry, need more steps"
 
 
+class AgentStepLimit(GenerationError):
+    """The agent used up its tool rounds without answering. ``answer`` is the best it had:
+    the last text the model wrote (often empty) and every source its tools found, so a
+    caller can still show those, or summarise them (``mmrag ask --agent`` quotes them)."""
+
+    def __init__(self, message: str, answer: Answer):
+        super().__init__(message)
+        self.answer = answer
+
+
 def build_agent(index: Index, model: BaseChatModel, *, system_prompt: str = SYSTEM_PROMPT,
                 **kwargs: Any) -> CompiledStateGraph:
     """A compiled ReAct graph: the model calls ``multimodal_search`` / ``get_page`` on
@@ -78,16 +88,34 @@ def run_agent(agent: CompiledStateGraph, question: str, *, image: Any = None,
                       {**(config or {}), "recursion_limit": 2 * max_steps + 1})
     run_config["configurable"] = {**run_config.get("configurable", {}), CONFIG_KEY: ledger}
     t0 = time.perf_counter()
-    too_long = GenerationError(f"the agent did not answer within {max_steps} tool rounds; "
-                               "ask a narrower question or raise max_steps")
+    message = (f"the agent did not answer within {max_steps} tool rounds; "
+               "ask a narrower question or raise max_steps")
+    state: dict[str, Any] = {"messages": []}
     try:
-        state = agent.invoke({"messages": [_question(question, image)]}, config=run_config)
+        # values mode hands over the state after every step: what the run had when the
+        # step limit stopped it is the best answer so far
+        for step in agent.stream({"messages": [_question(question, image)]},
+                                 config=run_config, stream_mode="values"):
+            state = step
     except GraphRecursionError as exc:
-        raise too_long from exc
-    final = state["messages"][-1]
-    text = final.text if isinstance(final, AIMessage) else ""
-    if text.startswith(OUT_OF_STEPS):
-        raise too_long
+        raise AgentStepLimit(message, _answer(agent, state, ledger, t0, final=False)) from exc
+    answer = _answer(agent, state, ledger, t0, final=True)
+    if answer.text.startswith(OUT_OF_STEPS):
+        raise AgentStepLimit(message, _answer(agent, state, ledger, t0, final=False))
+    return answer
+
+
+def _answer(agent: CompiledStateGraph, state: dict[str, Any], ledger: SourceLedger,
+            t0: float, *, final: bool) -> Answer:
+    """The run's answer: the last message's text when the run ended, else the last text
+    the model wrote before it was stopped (tool-call turns may carry some)."""
+    messages = state.get("messages") or []
+    if final:
+        last = messages[-1] if messages else None
+        text = last.text if isinstance(last, AIMessage) else ""
+    else:
+        text = next((m.text for m in reversed(messages) if isinstance(m, AIMessage)
+                     and m.text.strip() and not m.text.startswith(OUT_OF_STEPS)), "")
     hits = ledger.hits
     return Answer(text=text, hits=hits, citations=citations_for(text, hits), found=bool(hits),
                   generator=f"agent:{agent.name}", seconds=time.perf_counter() - t0)

@@ -65,13 +65,17 @@ class IndexTools:
         return [self._search_tool(), self._page_tool()]
 
     # -- multimodal_search --------------------------------------------------------------
-    def search(self, query: str, k: int, ledger: SourceLedger) -> tuple[Blocks, list[Source]]:
+    def search(self, query: str, k: int | None, ledger: SourceLedger
+               ) -> tuple[Blocks, list[Source]]:
         if not query.strip():
             raise ToolException("query is empty; describe what to look for")
-        k = min(max(int(k), 1), MAX_K)
         try:
             with self._lock:
-                hits = self.index.search(query, k=k)
+                # the query router (search.router) picks the modalities, and k when the
+                # model gave none
+                route = self.index.route(query, k)
+                k = min(max(int(k or route.k or 5), 1), MAX_K)
+                hits = self.index.search(query, k=k, route=route)
         except MmragError as exc:
             raise ToolException(str(exc)) from exc
         if not hits:
@@ -89,7 +93,7 @@ class IndexTools:
         return blocks, sources
 
     def _search_tool(self) -> BaseTool:
-        def multimodal_search(query: str, k: int = 5, *, config: RunnableConfig,
+        def multimodal_search(query: str, k: int | None = None, *, config: RunnableConfig,
                               state: Annotated[dict, InjectedState] = None,  # type: ignore[assignment]
                               ) -> tuple[Blocks, list[Source]]:
             """Search the indexed documents, images and PDF pages by meaning and keywords.
@@ -100,7 +104,7 @@ class IndexTools:
 
             Args:
                 query: what to look for, in natural language or keywords
-                k: how many results to return (1-20)
+                k: how many results to return (1-20); leave it out to let the router pick
             """
             return self.search(query, k, SourceLedger.of_run(config, state))
 
