@@ -69,7 +69,7 @@ def run_interactive(conv: Conversation, console: Console) -> None:
 
     from .generate.citations import render_citations
 
-    if not sys.stdin.isatty():
+    if not _terminal():
         raise QueryError("mmrag chat needs a terminal; pipe turns with --json "
                          "(one JSON object or question per line)")
     console.print(f"[dim]chatting with {conv.index.root} — {RESET} forgets the history, "
@@ -103,6 +103,10 @@ def run_interactive(conv: Conversation, console: Console) -> None:
             console.print(render_citations(answer.citations), markup=False, highlight=False,
                           style="dim")
         conv.remember(question, answer)
+
+
+def _terminal() -> bool:
+    return sys.stdin.isatty()
 
 
 def run_json_lines(conv: Conversation, lines: Iterable[str], out: TextIO) -> int:
