@@ -53,6 +53,9 @@ MANIFEST = "mmrag.json"
 # Spaces whose items keep a token matrix for MaxSim, by profile.
 MULTIVECTOR_SPACES = {"colpali": ("colpali",)}
 MANIFEST_ENCODE_KEYS = ("model", "encoder", "multivector")
+# Present once this folder's catalog has written to its store: recovery may then delete
+# uncatalogued rows of a shared store as its own crash's leftovers.
+WROTE_MARK = "wrote-store"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
@@ -225,6 +228,15 @@ class Index:
         in_store = self.store.doc_ids()
         in_catalog = self.catalog.doc_ids()
         orphans = in_store - in_catalog
+        if (orphans and not in_catalog and "://" in self.settings.store.uri
+                and not (self.root / WROTE_MARK).exists()):
+            # A shared store (s3://, a Milvus cluster) opened with an empty catalog by a
+            # folder that never wrote to it is another machine reading, not a crash.
+            log.warning("the store at %s holds %d document(s) this index's catalog does "
+                        "not list; left alone (one machine writes a shared store; `mmrag "
+                        "check --repair` deletes them)", self.settings.store.uri,
+                        len(orphans))
+            orphans = set()
         if orphans:
             log.warning("removing %d half-ingested document(s) left by an interrupted run",
                         len(orphans))
@@ -251,6 +263,8 @@ class Index:
         catalog transaction, so an interruption loses at most the group in flight.
         """
         executor = executors.create(self.settings.ingest.executor)
+        if not (self.root / WROTE_MARK).exists():  # see _recover_locked
+            (self.root / WROTE_MARK).touch()
         executor_is_local = self.settings.ingest.executor == "local"
         try:
             return executor.run(Ingestion(self.settings, self.catalog, self.media, self.store,
@@ -400,8 +414,9 @@ class Index:
         def search(text: str | None, n: int, img: Image.Image | None) -> list[Hit]:
             return self.search(text, n, flt, image=img, route=route)
 
-        embed = self._text_embed()
-        pending = Answerer(search, self._generator(generator), self.settings.generate,
+        enc = self._text_encoder()
+        embed = enc.encode_text if enc is not None else None
+        pending = Answerer(search, self._generator(generator), self._generate_settings(enc),
                            embed=embed, checker=self._support_checker(embed)
                            ).ask(question or "", picture, k)
         return _searched_for(pending, " ".join((question or "").split()), stream)
@@ -454,14 +469,23 @@ class Index:
         gen = self._generator(generator) if name in ("auto", "llm") else None
         return create_rewriter(name, gen).rewrite(turns[:-1], turns[-1].text)
 
-    def _text_embed(self) -> Callable[[Sequence[str]], Any] | None:
-        """The text encoder's ``encode_text`` (space ``text`` first, else the first
-        single-vector space that embeds text), for the weak-evidence rule and the support
-        check of answers; None when no space embeds text."""
+    def _text_encoder(self) -> Encoder | None:
+        """The encoder whose ``encode_text`` serves the weak-evidence rule and the support
+        check of answers: space ``text`` first, else the first single-vector space that
+        embeds text; None when no space embeds text."""
         spaces = {n: e for n, e in self.encoders.items()
                   if e.supports_text and n not in self.multivec}
-        enc = spaces.get("text") or next(iter(spaces.values()), None)
-        return enc.encode_text if enc is not None else None
+        return spaces.get("text") or next(iter(spaces.values()), None)
+
+    def _generate_settings(self, enc: Encoder | None) -> Any:
+        """``generate`` settings with ``min_confidence`` resolved: unset means the value
+        calibrated for this text encoder (generate/evidence.py), or the rule off."""
+        from .generate.evidence import calibrated_threshold
+
+        g = self.settings.generate
+        if g.min_confidence is not None or enc is None:
+            return g
+        return g.model_copy(update={"min_confidence": calibrated_threshold(enc.describe())})
 
     def _support_checker(self, embed: Callable[[Sequence[str]], Any] | None) -> Any:
         """The configured support checker, built once per index (an NLI model is slow to

@@ -19,8 +19,14 @@ RARE_WORD = "xylophone"
 HAVE_MILVUS = (importlib.util.find_spec("pymilvus") is not None
                and importlib.util.find_spec("milvus_lite") is not None)
 
+HAVE_MOTO = (importlib.util.find_spec("moto") is not None
+             and importlib.util.find_spec("flask") is not None)
+
 BACKENDS = [
     pytest.param("lancedb", id="lancedb"),
+    # the same LanceDB store on s3:// (a moto S3 server on loopback)
+    pytest.param("lancedb-s3", id="lancedb-s3", marks=[
+        pytest.mark.skipif(not HAVE_MOTO, reason="moto[server] not installed")]),
     pytest.param("milvus", id="milvus", marks=[
         pytest.mark.milvus,
         pytest.mark.skipif(not HAVE_MILVUS, reason="pymilvus/milvus-lite not installed")]),
@@ -78,16 +84,63 @@ def data() -> Data:
     return make_data()
 
 
+S3_BUCKET = "mmrag-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on loopback with one bucket; yields LanceDB ``storage_options``
+    (the endpoint and its dummy keys). The same keys in ``AWS_*`` names reach s3fs and
+    child processes through :func:`s3_env`."""
+    if not HAVE_MOTO:
+        pytest.skip("moto[server] not installed")
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                 **keys).create_bucket(Bucket=S3_BUCKET)
+    yield {"endpoint": endpoint, "allow_http": "true", "region": "us-east-1", **keys}
+    server.stop()
+
+
+def s3_env(options: dict) -> dict[str, str]:
+    """The ``AWS_*`` environment equivalent of :func:`s3_server`'s storage options."""
+    return {"AWS_ACCESS_KEY_ID": options["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": options["aws_secret_access_key"],
+            "AWS_ENDPOINT_URL": options["endpoint"], "AWS_ENDPOINT": options["endpoint"],
+            "AWS_ALLOW_HTTP": "true", "AWS_REGION": options["region"],
+            "AWS_DEFAULT_REGION": options["region"], "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def s3_uri(name: str) -> str:
+    """A fresh prefix in the test bucket (tests share one server)."""
+    import uuid
+
+    return f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:12]}/{name}"
+
+
 @pytest.fixture
-def open_store(tmp_path):
-    """Factory ``open_store(backend, spaces=SPACES, **options)`` on one tmp location;
-    stores are closed at teardown."""
+def open_store(tmp_path, request):
+    """Factory ``open_store(backend, spaces=SPACES, **options)`` on one tmp location
+    (one S3 prefix for ``lancedb-s3``); stores are closed at teardown."""
     from mmrag.store import stores
 
     opened = []
+    remote = s3_uri("lance") if "lancedb-s3" in request.node.name else ""
 
     def factory(backend: str, spaces=None, **options):
         uri = str(tmp_path / ("milvus.db" if backend == "milvus" else "lance"))
+        if backend == "lancedb-s3":
+            backend, uri = "lancedb", remote
+            options.setdefault("storage_options", request.getfixturevalue("s3_server"))
         store = stores.create(backend, uri, "items", spaces=dict(spaces or SPACES), **options)
         opened.append(store)
         return store

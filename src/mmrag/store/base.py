@@ -22,7 +22,10 @@ ScoredItems = list[tuple[Item, float]]
 class Store(Protocol):
     """Constructed as ``Store(uri, collection, spaces={"text": 384}, **options)``.
 
-    ``add`` is atomic per call: after a crash either all of its rows are visible or none.
+    ``add`` is atomic per call for LanceDB (one commit): after a crash either all of its
+    rows are visible or none. Milvus splits an add larger than one gRPC request into
+    several upserts, each atomic; either way the catalog is written after the store, so
+    rows of an interrupted add belong to no catalogued document and recovery drops them.
     Vector rows that are all-NaN mean "no vector in this space" for that item; such rows
     are never returned by :meth:`dense` for that space. Higher scores are better.
 

@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_SPACES: dict[str, int] = {"text": 384}
 SPARSE_FIELD = "text_sparse"
 MAX_TOPK = 16384  # Milvus' limit on search limit/offset
+# A server refuses gRPC messages over 64 MiB (proxy.grpc.serverMaxRecvSize); a request is
+# cut well under that, since the per-row estimate below ignores protobuf framing.
+MAX_REQUEST_BYTES = 48 * 2**20
 
 # VARCHAR byte limits. Keys that are too long are an error; other strings are cut.
 VARCHAR_MAX: dict[str, int] = {
@@ -93,7 +96,9 @@ class MilvusStore:
 
     Options: ``token``, ``db_name``, ``durability`` (``wal``|``flush``), ``index_type``
     (vector index, default ``AUTOINDEX``), ``index_params`` (dict), ``search_params``
-    (dict), ``timeout`` (seconds per call). Opening with a different dim for a space
+    (dict), ``timeout`` (seconds per call), ``max_request_bytes`` (an ``add`` is sent as
+    several upserts of at most this estimated size; default 48 MiB, under the server's
+    64 MiB gRPC limit). Opening with a different dim for a space
     raises ``ConfigError``; so does asking for a space the collection lacks (Milvus cannot
     add vector fields to an existing collection).
     """
@@ -103,7 +108,7 @@ class MilvusStore:
         if pymilvus is None:
             raise MissingDependencyError("Milvus store", "milvus")
         known = {"token", "db_name", "durability", "index_type", "index_params",
-                 "search_params", "timeout"}
+                 "search_params", "timeout", "max_request_bytes"}
         unknown = set(options) - known
         if unknown:
             raise ConfigError(f"unknown Milvus store option(s) {sorted(unknown)!r}")
@@ -114,6 +119,9 @@ class MilvusStore:
         self.collection = collection
         self.options = options
         self._timeout = options.get("timeout")
+        self._max_request = int(options.get("max_request_bytes", MAX_REQUEST_BYTES))
+        if self._max_request <= 0:
+            raise ConfigError(f"max_request_bytes must be positive, got {self._max_request}")
         self._lite_path: str | None = None
         self._fts = TERMS_COLUMN
         self._stem = True
@@ -252,8 +260,12 @@ class MilvusStore:
             vectors = {s: np.asarray(v)[keep] for s, v in vectors.items() if v is not None}
         rows = self._rows(items, vectors)
         try:
-            # One upsert request = one WAL batch in Milvus Lite: all rows or none.
-            self._client.upsert(self.collection, rows, timeout=self._timeout)
+            # One upsert request = one WAL batch: all its rows or none. An add larger than
+            # one request is several batches, so a crash can leave some of them; the
+            # catalog is written after the store (catalog.py), so such rows belong to no
+            # catalogued document and recovery deletes them.
+            for batch in _batches(rows, self._max_request):
+                self._client.upsert(self.collection, batch, timeout=self._timeout)
             if self.durability == "flush":
                 self._client.flush(self.collection, timeout=self._timeout)
         except Exception as exc:
@@ -384,3 +396,35 @@ class MilvusStore:
             if _LITE_USERS[path] <= 0:
                 del _LITE_USERS[path]
                 server_manager_instance.release_server(path)
+
+
+def _row_bytes(row: Mapping[str, Any]) -> int:
+    """A row's rough size on the wire: strings as UTF-8, vectors as float32, 8 bytes per
+    other value, plus a little per field."""
+    size = 0
+    for value in row.values():
+        if isinstance(value, str):
+            size += len(value.encode("utf-8")) + 4
+        elif isinstance(value, list):
+            size += 4 * len(value) + 8
+        else:
+            size += 8
+    return size
+
+
+def _batches(rows: list[dict], limit: int) -> list[list[dict]]:
+    """Consecutive runs of ``rows`` of at most ``limit`` estimated bytes (a row larger
+    than that goes alone)."""
+    out: list[list[dict]] = []
+    batch: list[dict] = []
+    size = 0
+    for row in rows:
+        n = _row_bytes(row)
+        if batch and size + n > limit:
+            out.append(batch)
+            batch, size = [], 0
+        batch.append(row)
+        size += n
+    if batch:
+        out.append(batch)
+    return out
