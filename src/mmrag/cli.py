@@ -1,4 +1,4 @@
-"""The `mmrag` command line: add, search, ask, delete, check, optimize, info, eval,
+"""The `mmrag` command line: add, search, ask, delete, check, optimize, tune, info, eval,
 eval-answers, demo, serve, keys.
 
 Errors print as one red line; ``--debug`` (or MMRAG_DEBUG=1) shows the traceback.
@@ -404,6 +404,59 @@ def optimize(index: IndexOpt = DEFAULT_INDEX, debug: DebugOpt = False) -> None:
     media = ("media collection skipped: an add is running" if removed is None
              else f"removed {removed} unreferenced media file(s)")
     out.print(f"optimized; {media}", highlight=False)
+
+
+@app.command()
+def tune(index: IndexOpt = DEFAULT_INDEX,
+         minutes: Annotated[float | None, typer.Option(
+             help="time budget (default tune.minutes)")] = None,
+         rollback: Annotated[bool, typer.Option(
+             "--rollback", help="switch back to the model used before the last tune")] = False,
+         space: Annotated[str, typer.Option(help="text | clip")] = "text",
+         pairs: Annotated[Path | None, typer.Option(
+             help="clip: image–text pairs file (default: pairs from the index)")] = None,
+         config: ConfigOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Adapt an encoder to the index's own content (offline, CPU) and switch to it only
+    if it beats the serving one on held-out pseudo-queries."""
+    _setup(debug)
+    import importlib.util
+
+    from .errors import ConfigError
+
+    _require_index(index)
+    if space not in ("text", "clip"):
+        raise ConfigError(f"unknown --space {space!r}; choose text or clip")
+    with _open(index, config=config) as idx:
+        show = None if not as_json else False
+        if space == "clip":
+            if importlib.util.find_spec("mmrag.tune.clip") is None:
+                raise ConfigError("--space clip is not available in this version")
+            from .tune.clip import tune_clip
+
+            report = tune_clip(idx, str(pairs) if pairs else None, pairs is None,
+                               minutes if minutes is not None else idx.settings.tune.minutes,
+                               idx.settings)
+        elif rollback:
+            from .tune.switch import rollback as roll_back
+
+            report = roll_back(idx, show)
+        else:
+            from .tune.switch import tune_text
+
+            report = tune_text(idx, minutes, show)
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    if "base_score" in report:
+        out.print(f"{report['pseudo_queries']} pseudo-queries from {report['passages']} "
+                  f"passages; {report['steps']} steps in {report['seconds']:.0f}s "
+                  f"({report['stopped']}); held-out {report['metric']}: "
+                  f"{report['base_score']:.4f} → {report['best_score']:.4f}", highlight=False)
+    if report.get("switched"):
+        out.print(f"[green]switched[/] {report.get('space', space)} to {report['column']} "
+                  f"({report.get('model') or 'base'})", highlight=False)
+    else:
+        out.print(f"[yellow]not switched:[/] {report.get('reason', '')}", highlight=False)
 
 
 def _require_index(index: Path) -> None:
