@@ -202,11 +202,6 @@ class SearchSettings(BaseModel):
         "sends picture requests to image and page items, wording requests to text and page "
         "items, and gives broad questions more hits; 'none' = every kind, the caller's k. "
         "`mmrag eval` applies its modality choice too (benchmarks/results/router.md)")
-    router: str = Field(
-        "rules", description="query router of ask/chat/the agent (search/router.py): 'rules' "
-        "sends picture requests to image and page items, wording requests to text and page "
-        "items, and gives broad questions more hits; 'none' = every kind, the caller's k. "
-        "`mmrag eval` applies its modality choice too (benchmarks/results/router.md)")
     rerank_fusion: Literal["weighted", "rrf", "replace"] = Field(
         "weighted", description="weighted: alpha x the reranker's min-max scores + (1 - "
         "alpha) x the first stage's scores over its best; rrf: reciprocal-rank fuse the "
@@ -232,10 +227,6 @@ class GenerateSettings(BaseModel):
         "auto", description="how Index.chat turns a follow-up into a standalone query "
         "(generate/rewrite.py): rules | llm | none | auto = llm with an LLM generator, "
         "rules with extractive")
-    rewrite: str = Field(
-        "auto", description="how Index.chat turns a follow-up into a standalone query "
-        "(generate/rewrite.py): rules | llm | none | auto = llm with an LLM generator, "
-        "rules with extractive")
     max_tokens: int = Field(512, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     timeout: float = Field(60.0, gt=0, description="seconds per request")
@@ -249,11 +240,12 @@ class GenerateSettings(BaseModel):
     max_context_chars: int = Field(12000, ge=500, description="text budget of the context")
     min_score: float = Field(
         0.0, ge=0.0, description="evidence below this relevance counts as not found")
-    min_confidence: float = Field(
-        0.0, ge=-1.0, le=1.0, description="weak-evidence rule: below this retrieval "
+    min_confidence: float | None = Field(
+        None, ge=0.0, le=1.0, description="weak-evidence rule: below this retrieval "
         "confidence (best cosine of the question and a hit's text under the text encoder) "
-        "the answer is 'not found' and no generator is called; calibrated for MiniLM by "
-        "benchmarks/calibrate_evidence.py; 0 = off")
+        "the answer is 'not found' and no generator is called; empty = the value "
+        "calibrated for the index's text encoder (benchmarks/calibrate_evidence.py; the "
+        "bundled MiniLM has one), off for encoders without one; 0 = off")
     support_checker: str = Field(
         "lexical+embedding", description="how answer sentences are checked against their "
         "sources: lexical+embedding | nli (needs nli_model)")
@@ -273,6 +265,12 @@ class MediaSettings(BaseModel):
         "jpeg", description="how page renders and crops are stored: jpeg (q85) encodes a "
         "letter page at 110 dpi in ~10 ms; webp makes files ~45% smaller but takes ~7x as "
         "long, which capped text-PDF ingest; png is lossless and slowest")
+    uri: str = Field("", description="where media files live: empty = the index folder's "
+                     "media/; an fsspec URL (s3://bucket/index/media, needs mmrag[s3]) "
+                     "keeps them on object storage, with a local cache in the index folder")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options of media.uri (s3fs: key, secret, "
+        "endpoint_url, ...); empty = the AWS_* environment")
 
 
 class PrivacySettings(BaseModel):
@@ -331,6 +329,8 @@ class TuneSettings(BaseModel):
     learning_rate: float = Field(3e-5, gt=0)
     temperature: float = Field(0.05, gt=0, description="InfoNCE temperature (scale = 1/t)")
     max_seq_length: int = Field(128, ge=8)
+    train_layers: int = Field(2, ge=0, description="top transformer layers trained; the "
+                              "embeddings and lower layers stay frozen (0 = train all)")
     max_pairs: int = Field(4000, ge=10, description="pseudo-queries kept for training")
     max_steps: int = Field(300, ge=1)
     holdout: float = Field(0.15, gt=0, lt=1, description="share of pseudo-queries held out "

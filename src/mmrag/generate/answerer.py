@@ -124,10 +124,11 @@ class Answerer:
     def _weak(self, question: str, sources: list[str], embed: EmbedFn | None) -> bool:
         """The weak-evidence rule (see :mod:`.evidence`): True when the best source is too
         far from the question to answer it, whatever the generator."""
-        if embed is None or self.settings.min_confidence <= 0:
+        threshold = self.settings.min_confidence
+        if embed is None or not threshold:
             return False
         confidence = retrieval_confidence(question, sources, embed)
-        return confidence is not None and confidence < self.settings.min_confidence
+        return confidence is not None and confidence < threshold
 
     def _support(self, text: str, sources: list[str],
                  embed: EmbedFn | None) -> list[SentenceSupport]:

@@ -9,9 +9,11 @@ index's text encoder, between the question and the closest window
 a generator. Those window vectors are the ones the support check reuses afterwards, so
 the rule costs one encoding of the hits.
 
-The threshold (``generate.min_confidence``) is calibrated for the bundled MiniLM text
-encoder by ``benchmarks/calibrate_evidence.py`` (see ``benchmarks/results/evidence.md``);
-another text encoder has another cosine scale and needs its own run of that script. An
+A threshold belongs to an encoder's cosine scale, so :data:`CALIBRATED` keeps one per
+text encoder identity (its ``describe()``), measured by ``benchmarks/calibrate_evidence.py``
+(``benchmarks/results/evidence.md``); ``generate.min_confidence`` overrides it, and an
+encoder without a calibrated value (the hashing fallback, a tuned or custom model) has the
+rule off unless that setting is given. An
 image-only question, or hits with no text at all (images without OCR text or caption),
 leave nothing to compare, so the rule does not apply to them: an image-capable generator
 may still read the images.
@@ -19,14 +21,25 @@ may still read the images.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .grounding import EmbedFn, windows
 from .prompt import NO_TEXT
 
-__all__ = ["retrieval_confidence"]
+__all__ = ["CALIBRATED", "calibrated_threshold", "retrieval_confidence"]
+
+# (encoder, model) of a text encoder's describe() → its calibrated min_confidence
+CALIBRATED: dict[tuple[str, str], float] = {
+    ("sentence-transformers", "all-MiniLM-L6-v2"): 0.0,
+}
+
+
+def calibrated_threshold(describe: Mapping[str, Any]) -> float | None:
+    """The calibrated threshold of the encoder ``describe`` names, None if it has none."""
+    return CALIBRATED.get((str(describe.get("encoder", "")), str(describe.get("model", ""))))
 
 
 def retrieval_confidence(question: str, sources: Sequence[str],
