@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from PIL import Image
 
 from .catalog import Catalog, DocRecord
-from .config import Settings
+from .config import MediaSettings, Settings
 from .encode import build_encoders
 from .encode.active import apply_active
 from .encode.base import Encoder
@@ -78,7 +78,7 @@ class Index:
         self.settings = self._settings_with_manifest(
             Settings.load(config, profile=profile or None, **settings))
         self.catalog = Catalog(self.root / "catalog.sqlite")
-        self.media = MediaStore(self.root / "media", self.settings.media)
+        self.media = _media_store(self.root, self.settings.media)
         # shared with other processes on this folder: see locks.py
         self.lock = FileLock(self.root / "index.lock")
         self.media_lock = FileLock(self.root / "media.lock")
@@ -657,6 +657,15 @@ def _searched_for(pending: AnswerStream, query: str, stream: bool) -> Answer | A
 
     tagged = AnswerStream(steps())
     return tagged if stream else tagged.answer
+
+
+def _media_store(root: Path, settings: MediaSettings) -> MediaStore:
+    """The index folder's media/, or object storage at ``media.uri`` cached there."""
+    if not settings.uri:
+        return MediaStore(root / "media", settings)
+    from .ingest.remote_media import RemoteMediaStore
+
+    return RemoteMediaStore(settings.uri, root / "media", settings, settings.storage_options)
 
 
 def _state_dir_for(uri: str) -> str:

@@ -139,3 +139,52 @@ def test_a_folder_that_never_wrote_leaves_a_shared_store_alone(tmp_path, docs, s
             assert reader.documents() == []
             assert reader.search("voles", k=1, mode="bm25")[0].item.name == "fox.md"
     assert _store_docs(uri, s3_server) == {"fox.md", "owl.md"}
+
+
+def _s3fs_options(s3: dict) -> dict:
+    return {"key": s3["aws_access_key_id"], "secret": s3["aws_secret_access_key"],
+            "endpoint_url": s3["endpoint"], "client_kwargs": {"region_name": s3["region"]}}
+
+
+def _objects(s3: dict, uri: str) -> list[str]:
+    import boto3
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], region_name=s3["region"],
+                          aws_access_key_id=s3["aws_access_key_id"],
+                          aws_secret_access_key=s3["aws_secret_access_key"])
+    found = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
+    return sorted(o["Key"].rsplit("/", 1)[-1] for o in found)
+
+
+def test_media_on_s3_is_written_there_read_through_a_cache_and_collected(tmp_path, docs,
+                                                                         s3_server):
+    import shutil
+
+    from tests.factories import make_png
+
+    png = make_png("kite", (40, 30))
+    (docs / "kite.png").write_bytes(png)
+    media_uri = s3_uri("media")
+    settings = {"store": {"uri": s3_uri("lancedb"),
+                          "options": {"storage_options": s3_server}},
+                "media": {"uri": media_uri, "storage_options": _s3fs_options(s3_server)},
+                **FAST}
+    with Index(tmp_path / "idx", **settings) as index:
+        index.add(docs, show_progress=False)
+        kite = next(r for r in index.documents() if r.source.endswith("kite.png"))
+        key = index.store.get(kite.item_ids)[0].media
+        assert _objects(s3_server, media_uri) == [key]
+        assert index.check().ok
+    shutil.rmtree(tmp_path / "idx" / "media")  # a fresh cache: the bytes come from S3
+    with Index(tmp_path / "idx", **settings) as index:
+        item = index.store.get(kite.item_ids)[0]
+        path = index.media_path(item)
+        assert path is not None and path.read_bytes() == png
+        index.media.put_bytes(b"nobody shows me", "bin")  # e.g. a crashed add's media
+        report = index.check()
+        assert [p.kind for p in report.problems] == ["unreferenced-media"]
+        index.check(repair=True)
+        assert index.check().ok and _objects(s3_server, media_uri) == [key]
+        assert index.delete(str(docs / "kite.png")) == 1
+        assert _objects(s3_server, media_uri) == []  # a delete collects its media
