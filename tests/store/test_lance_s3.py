@@ -161,6 +161,8 @@ def test_media_on_s3_is_written_there_read_through_a_cache_and_collected(tmp_pat
                                                                          s3_server):
     import shutil
 
+    pytest.importorskip("s3fs", reason="s3fs (mmrag[s3]) not installed")
+
     from tests.factories import make_png
 
     png = make_png("kite", (40, 30))
