@@ -154,3 +154,41 @@ def test_cli_add_with_an_unknown_executor_is_one_line(tmp_path: Path, mixed: Pat
                          capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
     assert "spark" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.slow  # a CLI process joins the test cluster, is killed, and the add runs again
+def test_a_killed_driver_loses_nothing_committed_and_a_rerun_adds_the_rest(
+        tmp_path: Path, cluster: Path):
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(12):
+        (docs / f"note-{i:02}.md").write_text(f"# Note {i}\n\nThe {i}th lighthouse keeper.\n")
+    index = tmp_path / "idx"
+    with Index(index, **FAST) as idx:
+        assert idx.store.count() == 0  # writes the manifest: the CLI reopens it alike
+    env = {**os.environ, "MMRAG_INGEST__BATCH_SIZE": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "mmrag.cli", "add", str(docs), "--index",
+                             str(index), "--executor", "ray", "--address",
+                             ray.get_runtime_context().gcs_address],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300  # against a hang, not a timing assertion
+    committed = 0
+    while proc.poll() is None and time.monotonic() < deadline and not committed:
+        if (index / "catalog.sqlite").exists():
+            with sqlite3.connect(index / "catalog.sqlite") as db:
+                committed = db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(60)
+    with Index(index, ingest={"executor": "ray", "ray_workers": 1}, **FAST) as idx:
+        kept = len(idx.documents())
+        assert 0 < kept < 12, "the driver was to be killed between two commits"
+        assert idx.check().ok  # what it committed is whole; nothing half-written stays
+        report = idx.add(docs, show_progress=False)
+        assert len(report.skipped) == kept and len(report.added) == 12 - kept
+        assert len(idx.documents()) == 12 and idx.check().ok

@@ -56,7 +56,7 @@ from ...types import AddReport, Blob, Failure, Item
 from ..media import MediaStore
 from ..sources import resolve
 
-__all__ = ["Embedder", "RayExecutor", "load_family", "load_rows"]
+__all__ = ["ClusterError", "Embedder", "RayExecutor", "load_family", "load_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,10 @@ class RayExecutor:
         finally:
             if started:
                 ray.shutdown()
+
+
+class ClusterError(MmragError, RuntimeError):
+    """The Ray cluster failed the run (a driver-side error, not one source's)."""
 
 
 def _ray() -> Any:
@@ -164,7 +168,20 @@ class _Driver:
         docs = pages = 0
         t0 = time.perf_counter()
         committer = _Committer.of(self.ing)
-        for key, family in self._results(planned, metadata):
+        results = self._results(planned, metadata)
+        while True:
+            try:
+                key, family = next(results)
+            except StopIteration:
+                break
+            except MmragError:
+                raise
+            except Exception as exc:  # the cluster failed (lost, out of retries): keep what
+                committer._commit(pending, report)  # is complete, say how to go on
+                raise ClusterError(
+                    f"the Ray run stopped ({type(exc).__name__}: {one_line(exc, '')}); "
+                    f"{len(report.added) + len(report.replaced)} source(s) were added; "
+                    f"run the add again to add the rest") from exc
             root = planned.pop(key)
             for name, sec in family.get("timings", {}).items():
                 times.add(name, sec)
