@@ -24,6 +24,10 @@ HAVE_MOTO = (importlib.util.find_spec("moto") is not None
 
 BACKENDS = [
     pytest.param("lancedb", id="lancedb"),
+    # a Milvus server process (MMRAG_MILVUS_URI, or the `milvus` package's embedded one)
+    pytest.param("milvus-server", id="milvus-server", marks=[
+        pytest.mark.milvus,
+        pytest.mark.skipif(not HAVE_MILVUS, reason="pymilvus/milvus-lite not installed")]),
     # the same LanceDB store on s3:// (a moto S3 server on loopback)
     pytest.param("lancedb-s3", id="lancedb-s3", marks=[
         pytest.mark.skipif(not HAVE_MOTO, reason="moto[server] not installed")]),
@@ -85,6 +89,46 @@ def data() -> Data:
 
 
 S3_BUCKET = "mmrag-test"
+MILVUS_MIN = (2, 5)  # BM25 functions and sparse vectors, which the backend's schema uses
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """URI of a real Milvus server: ``MMRAG_MILVUS_URI`` if set, else the embedded server
+    of the PyPI ``milvus`` package started here; skips, saying why, when neither runs a
+    version the backend can use."""
+    import os
+
+    uri = os.environ.get("MMRAG_MILVUS_URI", "")
+    if uri:
+        yield uri
+        return
+    if importlib.util.find_spec("milvus") is None:
+        pytest.skip("no Milvus server: set MMRAG_MILVUS_URI (the PyPI `milvus` package, "
+                    "the only embedded server, is not installed)")
+    import socket
+
+    from milvus import default_server
+    from pymilvus import MilvusClient
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    default_server.set_base_dir(str(tmp_path_factory.mktemp("milvus-server")))
+    default_server.listen_port = port
+    default_server.start()
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        version = MilvusClient(uri=uri).get_server_version()
+        numbers = tuple(int(v) for v in version.lstrip("v").split("-")[0].split(".")[:2])
+        if numbers < MILVUS_MIN:
+            pytest.skip(f"the `milvus` package's embedded server is {version}; the Milvus "
+                        f"backend needs >= {'.'.join(map(str, MILVUS_MIN))} (BM25 function, "
+                        f"SPARSE_FLOAT_VECTOR: {version} refuses 'create index on 104 "
+                        f"field'); set MMRAG_MILVUS_URI to a newer server")
+        yield uri
+    finally:
+        default_server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -131,23 +175,36 @@ def s3_uri(name: str) -> str:
 def open_store(tmp_path, request):
     """Factory ``open_store(backend, spaces=SPACES, **options)`` on one tmp location
     (one S3 prefix for ``lancedb-s3``); stores are closed at teardown."""
+    import uuid
+
     from mmrag.store import stores
 
     opened = []
     remote = s3_uri("lance") if "lancedb-s3" in request.node.name else ""
+    collection = "items"
 
     def factory(backend: str, spaces=None, **options):
+        nonlocal collection
         uri = str(tmp_path / ("milvus.db" if backend == "milvus" else "lance"))
         if backend == "lancedb-s3":
             backend, uri = "lancedb", remote
             options.setdefault("storage_options", request.getfixturevalue("s3_server"))
-        store = stores.create(backend, uri, "items", spaces=dict(spaces or SPACES), **options)
+        elif backend == "milvus-server":  # one server: a collection per test
+            backend, uri = "milvus", request.getfixturevalue("milvus_server")
+            if collection == "items":
+                collection = f"t{uuid.uuid4().hex[:12]}"
+        store = stores.create(backend, uri, collection, spaces=dict(spaces or SPACES),
+                              **options)
         opened.append(store)
         return store
 
     yield factory
     for store in opened:
         store.close()
+    if collection != "items":
+        from pymilvus import MilvusClient
+
+        MilvusClient(uri=request.getfixturevalue("milvus_server")).drop_collection(collection)
 
 
 @pytest.fixture(params=BACKENDS)
