@@ -192,3 +192,30 @@ def test_a_killed_driver_loses_nothing_committed_and_a_rerun_adds_the_rest(
         report = idx.add(docs, show_progress=False)
         assert len(report.skipped) == kept and len(report.added) == 12 - kept
         assert len(idx.documents()) == 12 and idx.check().ok
+
+
+@pytest.mark.slow  # a tiny CLIP model loaded locally and in an actor
+def test_ray_ingest_wiring_clip_profile(tmp_path: Path, tiny_clip_path: Path, cluster: Path):
+    """A dual encoder (tiny random-weight CLIP, loaded from its folder by the actors): its
+    image space holds the same vectors after a Ray ingest as after a local one. Wiring
+    only, never quality."""
+    (tmp_path / "docs").mkdir()
+    docs = tmp_path / "docs"
+    (docs / "red.png").write_bytes(make_png("red", (64, 48)))
+    (docs / "boat.png").write_bytes(make_png("boat", (80, 60)))
+    (docs / "report.pdf").write_bytes(make_text_pdf(["a photo of the red car"]))
+    clip = {"profile": "clip", "encode": {"vision_model": str(tiny_clip_path),
+                                          "text_encoder": "hashing"}}
+    with Index(tmp_path / "local", **clip) as local:
+        assert not local.add(docs, show_progress=False).failed
+        want, want_vectors = _snapshot(local), _dense_scores(local)
+    with Index(tmp_path / "ray", ingest={"executor": "ray", "ray_workers": 1}, **clip) as idx:
+        report = idx.add(docs, show_progress=False)
+        assert not report.failed, report.failed
+        got, vectors = _snapshot(idx), _dense_scores(idx)
+    assert got["docs"] == want["docs"] and got["items"] == want["items"]
+    assert "clip" in vectors and vectors.keys() == want_vectors.keys()
+    for space, scores in vectors.items():
+        assert scores.keys() == want_vectors[space].keys() and scores, space
+        for item_id, score in scores.items():
+            assert score == pytest.approx(want_vectors[space][item_id], abs=1e-4)

@@ -42,15 +42,14 @@ from ...ingestion import (
     Ingestion,
     _Doc,
     _done,
-    _embed_text,
     _may_be_empty,
     _takes_audio,
     one_line,
     timed,
 )
 from ...progress import Progress
-from ...search.late import mean_vector
 from ...store.base import Store
+from ...store.multivec import MultiVectorStore
 from ...timing import StageTimes, recording, stage
 from ...types import AddReport, Blob, Failure, Item
 from ..media import MediaStore
@@ -313,6 +312,9 @@ class _Loader(Ingestion):
     clips to embed are kept for the actors, media is encoded for the driver to write."""
 
     def __init__(self, settings: Settings, image_spaces: list[str], audio_spaces: list[str]):
+        if getattr(settings.ingest, "auto_tags", None):  # scored on image vectors: the
+            settings = settings.model_copy(update={  # actors label (Embedder)
+                "ingest": settings.ingest.model_copy(update={"auto_tags": []})})
         super().__init__(settings, cast(Catalog, None), MediaStore("/nonexistent",
                                                                    settings.media),
                          cast(Store, None), {}, captioner=_captioner(settings))
@@ -382,17 +384,22 @@ def _captioner(settings: Settings) -> ImageCaptioner | None:
 
 
 class Embedder:
-    """Ray Data actor: holds the index's encoders and embeds whole documents (images and
-    clips kept by the loader, item text by the local path's rule, ``_embed_text``)."""
+    """Ray Data actor: holds the index's encoders and embeds whole documents through the
+    local path's own methods (``_encode_images``, ``_encode_audio`` and ``_vectors``), so
+    batching, late-interaction matrices, labels and which items get text vectors in which
+    space stay what a local add does."""
 
     def __init__(self, settings: Settings, spaces: list[str], multivec: list[str],
                  device: str = ""):
         if device:
             settings = settings.model_copy(update={"encode": settings.encode.model_copy(
                 update={"device": device})})
-        self.batch_size = settings.encode.batch_size
-        self.multivec = set(multivec)
-        self.encoders = {n: e for n, e in build_encoders(settings).items() if n in spaces}
+        encoders = {n: e for n, e in build_encoders(settings).items() if n in spaces}
+        # only membership is read: the token matrices travel back in _Doc.multi
+        late = cast(dict[str, MultiVectorStore], dict.fromkeys(multivec))
+        self.ing = Ingestion(settings, cast(Catalog, None), MediaStore("/nonexistent",
+                                                                       settings.media),
+                             cast(Store, None), encoders, late)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = []
@@ -413,53 +420,27 @@ class Embedder:
         return {"key": batch["key"], "family": np.array(out, dtype=object)}
 
     def _embed(self, d: dict[str, Any]) -> None:
-        items: list[Item] = d["items"]
+        ing, size = self.ing, self.ing.settings.encode.batch_size
+        doc = _Doc(blob=_NO_BYTES, doc_id=d["doc_id"], items=d["items"])
         images, sounds = d.pop("images"), d.pop("sounds")
-        chunked = {(it.doc_id, it.page) for it in items if it.modality == "text"}
-        for space, enc in self.encoders.items():
-            slot: dict[int, np.ndarray] = {}
-            if enc.supports_images:
-                for part in _parts(images, self.batch_size):
-                    self._images(space, enc, part, slot, d)
-            if _takes_audio(enc):
-                for part in _parts(sounds, self.batch_size):
-                    with stage(f"embed:{space}"):
-                        vecs = enc.encode_audio(  # type: ignore[attr-defined]
-                            [w for _, w in part], sampling_rate=_sample_rate())
-                    slot.update((idx, v) for (idx, _), v in zip(part, vecs, strict=True))
-            if not (enc.supports_images or _takes_audio(enc)) and enc.supports_text:
-                rows = [i for i, it in enumerate(items) if _embed_text(it, chunked)]
-                if rows:
-                    with stage(f"embed:{space}"):
-                        vecs = enc.encode_text([items[i].text for i in rows])
-                    slot.update(zip(rows, vecs, strict=True))
-            if slot:
-                d["vectors"][space] = slot
+        if ing._image_encoders:
+            for part in _parts(images, size):  # the batches _load would have made
+                ing._encode_images(doc, part, ing._image_encoders)
+        if ing._audio_encoders:
+            for part in _parts(sounds, size):
+                ing._encode_audio(doc, part, ing._audio_encoders)
+        mats = ing._vectors([doc], doc.items)
+        d["items"], d["multi"] = doc.items, doc.multi  # labels may have joined the items
+        d["vectors"] = {space: {i: row for i, row in enumerate(mat)
+                                if not np.isnan(row).all()} for space, mat in mats.items()}
 
-    def _images(self, space: str, enc: Encoder, part: list[tuple[int, Any]],
-                slot: dict[int, np.ndarray], d: dict[str, Any]) -> None:
-        pictures = [img for _, img in part]
-        with stage(f"embed:{space}"):
-            if space in self.multivec:  # late interaction: every token kept, ANN on the mean
-                mats = enc.encode_images_multi(pictures)  # type: ignore[attr-defined]
-                multi = d["multi"].setdefault(space, {})
-                for (idx, _), mat in zip(part, mats, strict=True):
-                    multi[idx] = mat
-                    slot[idx] = mean_vector(mat)
-                return
-            vecs = enc.encode_images(pictures)
-        slot.update((idx, v) for (idx, _), v in zip(part, vecs, strict=True))
+
+_NO_BYTES = Blob("ray:embedding", b"")  # _Doc needs a blob; embedding never reads it
 
 
 def _parts(seq: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
-
-
-def _sample_rate() -> int:
-    from ..audio import SAMPLE_RATE
-
-    return SAMPLE_RATE
 
 
 # -- shipping sources --------------------------------------------------------------------
