@@ -10,9 +10,10 @@ commit log, see catalog.py) has one writer and is still written last::
                                    → map_batches(Embedder)   actor pool, restarted if killed
     driver   write media, store rows, catalog rows (``Ingestion._commit``, as the local path)
 
-Items are made in the worker by the local path's own code (``Ingestion._load`` and
-``_children``), so their ids, text and metadata are the same; vectors come from the same
-encoders, batched per document instead of per commit group (equal up to float rounding).
+Items are made in the workers by the local path's own code (``Ingestion._load`` and
+``_children`` in the tasks; ``_encode_images``, ``_encode_audio`` and ``_vectors`` in the
+actors), so their ids, text and metadata are the same; text is embedded per document
+instead of per commit group, so vectors are equal up to float rounding.
 
 Sources that are files are read by the workers at the same path, so a cluster of several
 machines needs them on a shared file system; URLs, bytes and base64 sources are resolved
