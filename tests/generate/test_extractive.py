@@ -202,3 +202,20 @@ def test_the_cell_answer_of_a_pdf_table_cites_the_cell_region(tmp_path):
     assert "28.4" in answer.text and "41.8" not in answer.text
     [cite] = [c for c in answer.citations if "28.4" in answer.text.split(f"[{c.number}]")[0]]
     assert cite.bbox == pytest.approx(cell_box(3, 1), abs=2.0)
+
+
+def test_email_header_fields_answer_who_was_copied_and_when():
+    mail = ("From: sender@example.com\nTo: Bob <bob@example.com>, Sue <sue@example.com>\n"
+            "Cc: Tom <tom@example.com>, Alice <alice@example.com>\n"
+            "Bcc: John <john@example.com>, Mary <mary@example.com>\n"
+            "Date: Fri, 16 Dec 2022 17:04:16 -0500\nSubject: Example Plain-Text MIME Message"
+            "\n\nThis is a plain-text message.")
+    other = ("From: sender@example.com\nTo: recipient@example.com\nSubject: Email with MP3 "
+             "Attachment\nAttachments: sample-3s.mp3 (audio/mpeg)\n\nThis is an email with "
+             "an MP3 attachment.")
+    hits = [_hit("mime.eml", mail), _hit("mp3.eml", other), _hit("garden.txt", GARDEN),
+            _hit("manual.txt", MANUAL)]
+    assert _answer("Who was blind-copied on the 'Example Plain-Text MIME Message'?", hits) \
+        == "Bcc: John <john@example.com>, Mary <mary@example.com> [1]"
+    assert _answer("On what date was the MIME example message sent?", hits) == \
+        "Date: Fri, 16 Dec 2022 17:04:16 -0500 [1]"

@@ -61,7 +61,7 @@ CELL_KEEP = 0.75      # more cells are quoted when they match at least this shar
 CELL_VS_SENTENCE = 0.5  # a matching cell beats sentences matching up to twice as much
 UNTYPED = 0.8         # a cell without a value of the wanted kind counts this much
 SECOND_PART = 0.4     # a second sentence must add this share of the first one's match
-TYPED_MIN = 0.6       # a typed sentence must match this share of the best sentence's match
+TYPED_MIN = 0.5       # a typed sentence must match this share of the best sentence's match
 _PARTS = re.compile(r"\band\b|,|;|\bas well as\b|\bvs\.?\b|\bversus\b|\bcompared\b",
                     re.IGNORECASE)
 
@@ -263,10 +263,25 @@ def _typed_span(question: str, kind: str, query: set[str], sources: Sequence[Sou
     return _render(picked)
 
 
+# What the header fields of an e-mail (as the mail loaders write them, one per line) say
+# in words, so "who was blind-copied?" finds the "Bcc:" line.
+_FIELDS = {"from": "sent sender send author", "to": "recipient receive address sent",
+           "cc": "copy copied cc", "bcc": "blind copy copied bcc",
+           "date": "date sent day", "subject": "subject title",
+           "attachments": "attachment attached file"}
+_FIELD = re.compile(r"^(from|to|cc|bcc|date|subject|attachments):\s", re.IGNORECASE)
+
+
+def _field_terms(text: str) -> list[str]:
+    match = _FIELD.match(text)
+    return content_terms(_FIELDS[match.group(1).lower()]) if match else []
+
+
 def _split(source: Source, stride: int = MAX_WORDS) -> list[_Sentence]:
     """Sentences of a source: PDF lines wrapped mid-sentence are joined first, OCR lines
     and headings (no end punctuation, next line capitalised) stay apart. A unit longer
-    than MAX_WORDS is cut into windows that start every ``stride`` words."""
+    than MAX_WORDS is cut into windows that start every ``stride`` words. A header line
+    of an e-mail also carries the words its field name stands for."""
     out: list[_Sentence] = []
     for block in re.split(r"\n\s*\n", source.text):
         for line in _join_abbreviations(_UNITS.split(_unwrap(block))):
@@ -277,8 +292,8 @@ def _split(source: Source, stride: int = MAX_WORDS) -> list[_Sentence]:
             for start in starts:
                 text = " ".join(words[start:start + MAX_WORDS])
                 if text and text != "…":
-                    out.append(_Sentence(source.number, len(out), text,
-                                         Counter(content_terms(text))))
+                    terms = Counter(content_terms(text) + _field_terms(text))
+                    out.append(_Sentence(source.number, len(out), text, terms))
     return out
 
 
