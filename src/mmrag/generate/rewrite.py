@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import MmragError, QueryError
+from ..errors import QueryError
 from ..registry import Registry
 from .base import Generator, Message, Part
 
@@ -387,7 +387,7 @@ class LLMRewriter:
         try:
             text = "".join(self.generator.stream(self._messages(history, question),
                                                  max_tokens=96, temperature=0.0))
-        except (MmragError, Exception) as exc:  # noqa: BLE001 - any failure: the rules
+        except Exception as exc:  # noqa: BLE001 - any failure (MmragError or not): the rules
             log.info("query rewrite by %s failed (%s); using the rules",
                      getattr(self.generator, "name", "?"), exc)
             return fallback
