@@ -260,6 +260,9 @@ def ask(question: Annotated[str, typer.Argument(help="the question ('' with --im
         if not idx.documents():
             raise QueryError(f"index {str(idx.root)!r} is empty; run `mmrag add` first")
         if agent:
+            if filters or k is not None:  # its tools search the whole index, k by router
+                raise QueryError("--agent takes no --filter or -k: the agent chooses its "
+                                 "searches (the router picks k)")
             _ask_agent(idx, question, image, generator, max_steps, as_json)
             return
         if as_json:

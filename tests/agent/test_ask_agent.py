@@ -161,3 +161,11 @@ def test_cli_ask_agent_max_steps_json(index, cli_env):
     data = json.loads(result.stdout)
     assert "did not answer within 1 tool rounds" in data["note"]
     assert data["citations"][0]["name"] == "report.pdf"
+
+
+def test_cli_ask_agent_refuses_filters_and_k(index, cli_env):
+    from mmrag.errors import QueryError
+
+    result = runner.invoke(app, ["ask", "--agent", "q", "-k", "3", "--index", str(index.root)])
+    assert isinstance(result.exception, QueryError) and "--agent takes no" in str(
+        result.exception)
