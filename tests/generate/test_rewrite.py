@@ -55,11 +55,18 @@ def test_follow_ups_become_standalone_queries(first, follow, expected):
     "How do I control aphids in a greenhouse?",
     "Which document says that every person is born free and equal?",
     "Which words should stay lowercase in the title of an LNCS paper?",
+    "What does this command do?",
 ])
 def test_standalone_questions_pass_through_and_borrow_nothing(question):
     first, second = dialogue("What does the first chart show in the zeppelin report?", question)
     assert second == question
-    assert not RuleRewriter.is_followup(question)
+    assert not RuleRewriter.is_followup(question, "What does the first chart show?")
+
+
+@pytest.mark.parametrize("question", ["What is that?", "Who made this?",
+                                      "What does that chart say?", "Is this one newer?"])
+def test_demonstratives_that_point_back_make_a_follow_up(question):
+    assert RuleRewriter.is_followup(question, "What does the first chart show?")
 
 
 def test_chained_follow_ups_build_on_the_rewritten_question():

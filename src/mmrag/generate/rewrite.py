@@ -250,7 +250,7 @@ class RuleRewriter:
     def _one(self, previous: str | None, question: str,
              sources: list[SourceRef]) -> Rewrite:
         question = " ".join(question.split())
-        if not previous or not self.is_followup(question):
+        if not previous or not self.is_followup(question, previous):
             return Rewrite(question)
         query = self._combine(previous, question)
         points_back = bool(_DEICTIC.search(question) or _ORDINAL.search(question)
@@ -263,7 +263,7 @@ class RuleRewriter:
         return Rewrite(query, True, list(docs), [n for n in docs.values() if n])
 
     @staticmethod
-    def is_followup(question: str) -> bool:
+    def is_followup(question: str, previous: str = "") -> bool:
         words = _words(question)
         if not words:
             return False
@@ -277,7 +277,7 @@ class RuleRewriter:
                 return True
         if _DEICTIC.search(question):
             return True
-        return (any(w in _PRONOUNS for w in words)
+        return (_leans_on_a_pronoun(question, previous)
                 and len(_own_words(question)) <= _FOLLOWUP_MAX_OWN_WORDS
                 and not _mid_clause_that(words))
 
@@ -322,6 +322,24 @@ class RuleRewriter:
             return base + "?"
         joiner = " " if _words(rest)[0] in _PREPOSITIONS else ", "
         return f"{base}{joiner}{rest}?"
+
+
+_PERSONAL = frozenset("it its they them their he she him her his".split())
+_DEMONSTRATIVE = re.compile(r"\b(this|that|these|those)\b(?:\s+([\w'’-]+))?", re.IGNORECASE)
+
+
+def _leans_on_a_pronoun(question: str, previous: str) -> bool:
+    """A personal pronoun, or "this/that" standing alone or before a noun the previous
+    question used ("that chart"). "What does this command do?" names its own subject:
+    a demonstrative before a new noun is a determiner, not a reference back."""
+    if any(w in _PERSONAL for w in _words(question)):
+        return True
+    earlier = set(_words(previous))
+    for m in _DEMONSTRATIVE.finditer(question):
+        nxt = (m.group(2) or "").lower()
+        if not nxt or nxt in _STOP or nxt.rstrip("s") in earlier or nxt in earlier:
+            return True
+    return False
 
 
 def _is_question(text: str) -> bool:
