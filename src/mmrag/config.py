@@ -53,6 +53,12 @@ class IngestSettings(BaseModel):
         "carry: bar/line charts as a table and sentences, chart/table/formula/picture "
         "facets, colour names, orientation; added to the item's text and metadata")
     batch_size: int = Field(16, ge=1, description="documents committed per store write")
+    optimize_interval_s: float = Field(
+        30.0, ge=0, description="an add folds its rows into the store's indexes (optimize) "
+        "only if this Index's last optimize is this many seconds old; rows in between are "
+        "searched by a scan. Each LanceDB optimize keeps ~0.2 MiB for good, so a server "
+        "ingesting every second grew without bound. 0 = after every add; Index.optimize() "
+        "and `mmrag optimize` always run")
     ocr: Literal["auto", "always", "never"] = Field(
         "auto", description="auto: OCR images and PDF pages whose text layer is unusable; "
         "always: OCR every page (OCR text replaces the text layer); never: no OCR")

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -90,6 +91,7 @@ class Index:
         self._generators: dict[str, Generator] = {}  # by name, built on first ask
         self._router: Any = None  # the query router of search.router, built on first ask
         self._checker: Any = None  # the answer support checker, built on first ask
+        self._optimized_at: float | None = None  # monotonic time of the last optimize
         if (self.root / MANIFEST).exists():
             self._recover()
 
@@ -266,16 +268,27 @@ class Index:
         if not (self.root / WROTE_MARK).exists():  # see _recover_locked
             (self.root / WROTE_MARK).touch()
         executor_is_local = self.settings.ingest.executor == "local"
+        due = self._optimize_due()
         try:
-            return executor.run(Ingestion(self.settings, self.catalog, self.media, self.store,
-                                          self.encoders, self.multivec,
-                                          # a Ray run captions on its workers
-                                          self.captioner if executor_is_local else None,
-                                          write_lock=self.lock, media_lock=self.media_lock),
-                                sources, metadata, show_progress)
+            ingestion = Ingestion(self.settings, self.catalog, self.media, self.store,
+                                  self.encoders, self.multivec,
+                                  # a Ray run captions on its workers
+                                  self.captioner if executor_is_local else None,
+                                  write_lock=self.lock, media_lock=self.media_lock,
+                                  optimize=due)
+            report = executor.run(ingestion, sources, metadata, show_progress)
         except DiskFullError:
             self._after_disk_full()
             raise
+        if "optimize" in report.timings:
+            self._optimized_at = time.monotonic()
+        return report
+
+    def _optimize_due(self) -> bool:
+        """Whether this add should end with an optimize (see ingest.optimize_interval_s)."""
+        interval = self.settings.ingest.optimize_interval_s
+        return (self._optimized_at is None
+                or time.monotonic() - self._optimized_at >= interval)
 
     def _after_disk_full(self) -> None:
         """Leave a full disk's index as consistent as before the run: the media of the
@@ -609,6 +622,7 @@ class Index:
             self.store.optimize()
             for mv in self.multivec.values():
                 mv.optimize()
+        self._optimized_at = time.monotonic()
         return self.collect_media()
 
     def close(self) -> None:

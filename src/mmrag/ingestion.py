@@ -71,8 +71,10 @@ class Ingestion:
                  encoders: dict[str, Encoder],
                  multivec: dict[str, MultiVectorStore] | None = None,
                  captioner: ImageCaptioner | None = None, *,
-                 write_lock: FileLock | None = None, media_lock: FileLock | None = None):
+                 write_lock: FileLock | None = None, media_lock: FileLock | None = None,
+                 optimize: bool = True):
         self.settings = settings
+        self.optimize = optimize  # fold this run's rows into the indexes at its end
         # see locks.py: commits exclude recovery/checks of other processes, and media
         # written before its commit is kept from garbage collection for the whole run
         self._write_lock = write_lock
@@ -150,7 +152,7 @@ class Ingestion:
             self._commit(pending, report)
             with self._writing():
                 self._commit_aliases(aliases)
-            if report.added or report.replaced:
+            if (report.added or report.replaced) and self.optimize:
                 self._optimize()
         report.seconds = time.perf_counter() - t0
         report.timings = times.as_dict()

@@ -83,6 +83,17 @@ ANN_DEFAULTS: dict[str, Any] = {
     "retrain_factor": 4.0,         # retrain the ANN index at this × its trained-at rows
     "auto_index": True,            # build/retrain right after an add that crosses it
 }
+
+# LanceDB's caches (MiB). Its own defaults (6 GiB of index, 1 GiB of metadata) suit a
+# machine given to one table; and every add + optimize leaves the superseded index and
+# manifest versions in them, so a server under steady uploads grew ~0.35 MiB per add
+# without bound (benchmarks/results/server.md). IVF_SQ codes take a byte a dimension, so
+# 256 MiB holds the codes of ~650k 384-d vectors: raise it for bigger tables.
+CACHE_MB: dict[str, float] = {"index_cache_mb": 256.0, "metadata_cache_mb": 64.0}
+# Versions older than this are removed by optimize(): a reader always starts from the
+# latest (read_consistency_s = 0), so only a query running longer than this could lose
+# its files; thousands of kept versions cost memory on every open and listing.
+KEEP_VERSIONS_S = 120.0
 _ANN_NAME = "_ann_n"  # vec_<space>_ann_n<rows>: the rows an index was trained at
 
 
@@ -117,7 +128,8 @@ class LanceStore:
 
     ``options`` (all optional): the keys of :data:`ANN_DEFAULTS`, ``storage_options``
     (dict passed to ``lancedb.connect`` for s3/gcs), ``cleanup_older_than_s`` (seconds of
-    old versions :meth:`optimize` keeps; LanceDB's default is 7 days),
+    old versions :meth:`optimize` keeps, default 120; LanceDB's own is 7 days),
+    ``index_cache_mb`` and ``metadata_cache_mb`` (LanceDB's caches, see :data:`CACHE_MB`),
     ``data_storage_version`` (Lance file format of a new table, default ``"2.1"``; an
     existing table keeps its own), ``read_consistency_s`` (how stale a read of another
     process's writes may be; default 0: always the latest).
@@ -133,12 +145,13 @@ class LanceStore:
 
         unknown = (set(options) - set(ANN_DEFAULTS)
                    - {"storage_options", "cleanup_older_than_s", "data_storage_version",
-                      "read_consistency_s"})
+                      "read_consistency_s", *CACHE_MB})
         if unknown:
             raise ConfigError(f"unknown LanceDB store option(s) {sorted(unknown)!r}")
         self.uri = str(uri)
         self.collection = collection
-        self.options = {**ANN_DEFAULTS, "data_storage_version": "2.1", **options}
+        self.options = {**ANN_DEFAULTS, **CACHE_MB, "data_storage_version": "2.1",
+                        "cleanup_older_than_s": KEEP_VERSIONS_S, **options}
         wanted = check_spaces(DEFAULT_SPACES if spaces is None else spaces)
         if "://" not in self.uri:
             os.makedirs(self.uri, exist_ok=True)
@@ -150,7 +163,8 @@ class LanceStore:
         consistency = timedelta(seconds=float(options.get("read_consistency_s", 0.0)))
         try:
             db = lancedb.connect(self.uri, storage_options=options.get("storage_options"),
-                                 read_consistency_interval=consistency)
+                                 read_consistency_interval=consistency,
+                                 session=self._session(lancedb))
         except Exception as exc:  # pragma: no cover - depends on the uri scheme
             raise StoreError(f"cannot open LanceDB at {self.uri!r}: {exc}") from exc
         self._db: DBConnection | None = db  # None once closed
@@ -168,6 +182,12 @@ class LanceStore:
         self.spaces = _spaces_of(self._table.schema)
 
     # ------------------------------------------------------------------ setup
+
+    def _session(self, lancedb: Any) -> Any:
+        """LanceDB caches bounded by ``index_cache_mb`` / ``metadata_cache_mb``."""
+        return lancedb.Session(
+            index_cache_size_bytes=int(float(self.options["index_cache_mb"]) * 2**20),
+            metadata_cache_size_bytes=int(float(self.options["metadata_cache_mb"]) * 2**20))
 
     def _open_or_create(self, db: DBConnection, wanted: dict[str, int]):
         try:
