@@ -248,7 +248,9 @@ def main() -> None:
         "nothing in either corpus, not tuned per query).\n",
         f"Rule for choosing: the largest swept t that keeps at least {KEEP:.0%} of the "
         f"answers given with the rule off, on **{args.choose_on}**; confirmed on "
-        f"**{other}**. Chosen: **{chosen:.2f}** (the default in config.py).\n",
+        f"**{other}**. Chosen: **{chosen:.2f}** (MiniLM's entry in "
+        "`mmrag.generate.evidence.CALIBRATED`, used when `generate.min_confidence` is "
+        "unset).\n",
     ]
     for name in (args.choose_on, other):
         real, off = results[name]
