@@ -7,6 +7,7 @@ a test can make a worker kill itself once in the middle of a run.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,8 @@ def cluster() -> Any:
              _temp_dir=str(temp / "t"), log_to_driver=False,
              runtime_env={"worker_process_setup_hook": "tests.ingest.ray_faults.install",
                           # the hook's module, importable in the workers too
-                          "env_vars": {ENV: str(faults), "PYTHONPATH": str(ROOT)}})
+                          "env_vars": {ENV: str(faults), "PYTHONPATH": os.pathsep.join(
+                              filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}})
     try:
         yield faults
     finally:
@@ -159,7 +161,6 @@ def test_cli_add_with_an_unknown_executor_is_one_line(tmp_path: Path, mixed: Pat
 @pytest.mark.slow  # a CLI process joins the test cluster, is killed, and the add runs again
 def test_a_killed_driver_loses_nothing_committed_and_a_rerun_adds_the_rest(
         tmp_path: Path, cluster: Path):
-    import os
     import signal
     import sqlite3
     import time
@@ -171,7 +172,8 @@ def test_a_killed_driver_loses_nothing_committed_and_a_rerun_adds_the_rest(
     index = tmp_path / "idx"
     with Index(index, **FAST) as idx:
         assert idx.store.count() == 0  # writes the manifest: the CLI reopens it alike
-    env = {**os.environ, "MMRAG_INGEST__BATCH_SIZE": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "MMRAG_INGEST__BATCH_SIZE": "1", "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, "-m", "mmrag.cli", "add", str(docs), "--index",
                              str(index), "--executor", "ray", "--address",
                              ray.get_runtime_context().gcs_address],
