@@ -164,7 +164,7 @@ def run_scale(args: argparse.Namespace) -> str:
     raw_gib = du_gib(work)
     parts = args.partitions or int(round(np.sqrt(args.rows)))
     build_s = float("nan")
-    if not reuse or not table.list_indices():
+    if not reuse or not table.list_indices() or args.rebuild:
         t0 = time.perf_counter()
         table.create_index("vector", config=IvfPq(distance_type="dot", num_partitions=parts,
                                                    num_sub_vectors=args.sub_vectors),
@@ -182,7 +182,8 @@ def run_scale(args: argparse.Namespace) -> str:
     load = os.getloadavg()
     head = (f"\n### {args.rows:,} vectors × {DIM}-d\n\n"
             f"Command: `python benchmarks/bench_scale.py {shlex.join(sys.argv[1:])}`\n\n"
-            f"Data: {args.data}. Write {write_s:.0f} s (chunks of {CHUNK:,}), ground truth (numpy, chunked) "
+            f"Data: {args.data}. Write {write_s:.0f} s (chunks of {CHUNK:,}), "
+            f"ground truth (numpy, chunked) "
             f"{gt_s:.0f} s, index build {build_s:.0f} s, peak RSS of the process "
             f"{build_peak:.2f} GiB, table on disk {raw_gib:.2f} GiB without / "
             f"{total_gib:.2f} GiB with the index ({total_gib - raw_gib:.2f} GiB index). "
@@ -204,8 +205,9 @@ def run_crossover(args: argparse.Namespace) -> str:
     queries = chunk(10**6, args.queries, cent, args.noise, args.seed)
     out = [f"\n### Flat vs in-memory exact vs IVF index (LanceStore.dense, {DIM}-d, k={K})\n",
            f"Command: `python benchmarks/bench_scale.py {shlex.join(sys.argv[1:])}`\n",
-           "| rows | LanceDB flat p50 / p95 ms | in-memory exact p50 / p95 ms "
-           "(first query incl. load) | IVF_SQ p50 / p95 ms | IVF_SQ recall@10 |",
+           "| rows | LanceDB flat p50 / p95 ms (CPU ms) | in-memory exact p50 / p95 ms "
+           "(CPU ms; first query incl. loading the matrix) | IVF_SQ p50 / p95 ms (CPU ms) "
+           "| IVF_SQ recall@10 |",
            "|---|---|---|---|---|"]
     for n in args.rows_list:
         work = Path(args.workdir) / f"cross_{n}"
@@ -214,7 +216,7 @@ def run_crossover(args: argparse.Namespace) -> str:
         items = [Item(id=f"r{i}", doc_id=f"d{i // 10}", source=f"/s/{i // 10}.txt",
                       modality="text", text=f"row {i}") for i in range(n)]
         truth = np.argsort(-(queries @ x.T), axis=1)[:, :K]
-        results = {}
+        stores, lat, recall, cpu = {}, {}, {}, {}
         for mode, opts in (("flat", {"flat_max_rows": 0, "ann_min_rows": 10**12}),
                            ("memory", {"flat_max_rows": 10**12, "ann_min_rows": 10**12}),
                            ("ivf", {"flat_max_rows": 0, "ann_min_rows": 1})):
@@ -222,37 +224,90 @@ def run_crossover(args: argparse.Namespace) -> str:
             for i in range(0, n, 10_000):
                 store.add(items[i:i + 10_000], {"text": x[i:i + 10_000]})
             store.optimize()
-            first = None
-            lat, recall = [], []
-            for i, q in enumerate(queries):
-                t0 = time.perf_counter()
+            stores[mode], lat[mode], recall[mode] = store, [], []
+            cpu[mode] = []
+        first = {}
+        # interleaved query by query, so the machine's load hits every mode alike
+        for i, q in enumerate(queries):
+            for mode, store in stores.items():
+                t0, c0 = time.perf_counter(), time.process_time()
                 hits = store.dense("text", q, K)
                 ms = (time.perf_counter() - t0) * 1000
-                if first is None:
-                    first = ms
+                if mode not in first:
+                    first[mode] = ms
                 else:
-                    lat.append(ms)
+                    lat[mode].append(ms)
+                    cpu[mode].append((time.process_time() - c0) * 1000)
                 got = {int(it.id[1:]) for it, _ in hits}
-                recall.append(len(got & set(truth[i].tolist())) / K)
-            p50, p95 = np.percentile(lat, [50, 95])
-            results[mode] = (p50, p95, first, float(np.mean(recall)))
+                recall[mode].append(len(got & set(truth[i].tolist())) / K)
+        results = {}
+        for mode, store in stores.items():
+            p50, p95 = np.percentile(lat[mode], [50, 95])
+            results[mode] = (p50, p95, first[mode], float(np.mean(recall[mode])),
+                             float(np.median(cpu[mode])))
             store.close()
         f, m, v = results["flat"], results["memory"], results["ivf"]
-        out.append(f"| {n:,} | {f[0]:.1f} / {f[1]:.1f} | {m[0]:.1f} / {m[1]:.1f} "
-                   f"({m[2]:.0f}) | {v[0]:.1f} / {v[1]:.1f} | {v[3]:.3f} |")
+        out.append(f"| {n:,} | {f[0]:.1f} / {f[1]:.1f} ({f[4]:.1f}) | {m[0]:.1f} / "
+                   f"{m[1]:.1f} ({m[4]:.1f}; first {m[2]:.0f}) | {v[0]:.1f} / {v[1]:.1f} "
+                   f"({v[4]:.1f}) | {v[3]:.3f} |")
         assert f[3] == 1.0 and m[3] == 1.0, (f, m)  # both exact paths must be exact
         shutil.rmtree(work, ignore_errors=True)
     load = os.getloadavg()
     out.append(f"\nLoad average after the run {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
                f"on {os.cpu_count()} cores; {args.queries} held-out queries, the first "
-               f"excluded from p50/p95.\n")
+               f"excluded from p50/p95; CPU ms = median process CPU time per query (all "
+               f"threads), less sensitive to the neighbours' load than wall time.\n")
+    return "\n".join(out) + "\n"
+
+
+def run_footprint(args: argparse.Namespace) -> str:
+    """Bytes per page of an offline-profile index of dense text pages: store rows (text,
+    metadata, vectors of every space), media renders, catalog."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench_ingest import dense_pages
+    from mmrag import Index
+    from tests.factories import make_text_pdf
+
+    work = Path(args.workdir) / "footprint"
+    shutil.rmtree(work, ignore_errors=True)
+    docs = work / "docs"
+    docs.mkdir(parents=True)
+    per_doc = 10
+    pages = dense_pages(args.pages)
+    for i in range(0, args.pages, per_doc):
+        (docs / f"doc{i // per_doc:03d}.pdf").write_bytes(make_text_pdf(pages[i:i + per_doc]))
+    t0 = time.perf_counter()
+    with Index(work / "idx") as index:
+        index.add(docs, show_progress=False)
+        index.optimize()
+        items, spaces = index.store.count(), index.info()["spaces"]
+    add_s = time.perf_counter() - t0
+    store_b = sum(f.stat().st_size for f in (work / "idx" / "lancedb").rglob("*") if f.is_file())
+    media_b = sum(f.stat().st_size for f in (work / "idx" / "media").rglob("*") if f.is_file())
+    cat_b = sum(f.stat().st_size for f in (work / "idx").glob("catalog.sqlite*"))
+    n = args.pages
+    load = os.getloadavg()
+    out = [f"\n### Footprint per page (offline profile, {n} dense text pages, "
+           f"{n // per_doc} PDFs)\n",
+           f"Command: `python benchmarks/bench_scale.py {shlex.join(sys.argv[1:])}`\n",
+           f"Spaces {spaces}; add + optimize {add_s:.0f} s ({n / add_s:.1f} pages/s; load "
+           f"average {load[0]:.1f} on {os.cpu_count()} cores, so slower than "
+           f"benchmarks/results/ingest.md).\n",
+           "| what | total | per page | per item |", "|---|---|---|---|",
+           f"| store rows (items) | {items:,} | {items / n:.1f} | 1 |",
+           f"| LanceDB folder (rows, vectors, FTS, scalar indexes) | {store_b / 2**20:.1f} MiB"
+           f" | {store_b / n / 1024:.1f} KiB | {store_b / items / 1024:.2f} KiB |",
+           f"| media (page renders, JPEG q85 at 110 dpi) | {media_b / 2**20:.1f} MiB | "
+           f"{media_b / n / 1024:.1f} KiB | - |",
+           f"| catalog.sqlite | {cat_b / 2**10:.0f} KiB | {cat_b / n:.0f} B | - |"]
+    shutil.rmtree(work, ignore_errors=True)
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("scale", "crossover"):
+    for name in ("scale", "crossover", "footprint"):
         s = sub.add_parser(name)
         s.add_argument("--workdir", default="/tmp/bench_scale")
         s.add_argument("--clusters", type=int, default=2000)
@@ -269,13 +324,17 @@ def main() -> None:
                    help="nprobes,refine_factor pairs separated by ';'")
     s.add_argument("--reuse", action="store_true", help="keep a table already written")
     s.add_argument("--drop", action="store_true", help="delete the table afterwards")
+    s.add_argument("--rebuild", action="store_true", help="with --reuse: build the index "
+                   "again (other --sub-vectors / --partitions)")
     c = sub.choices["crossover"]
     c.add_argument("--rows", dest="rows_list", type=int, nargs="+",
                    default=[5_000, 20_000, 50_000])
+    sub.choices["footprint"].add_argument("--pages", type=int, default=60)
     args = p.parse_args()
     if args.data == "latent":
         LATENT.update(latent_model(args.seed))
-    text = run_scale(args) if args.cmd == "scale" else run_crossover(args)
+    run = {"scale": run_scale, "crossover": run_crossover, "footprint": run_footprint}
+    text = run[args.cmd](args)
     print(text)
     if args.out:
         with open(args.out, "a") as fh:
