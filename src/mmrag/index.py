@@ -91,6 +91,7 @@ class Index:
         self._generators: dict[str, Generator] = {}  # by name, built on first ask
         self._router: Any = None  # the query router of search.router, built on first ask
         self._checker: Any = None  # the answer support checker, built on first ask
+        self._embed_cache: Any = None  # (text encoder, its cached encode_text), on first ask
         self._optimized_at: float | None = None  # monotonic time of the last optimize
         if (self.root / MANIFEST).exists():
             self._recover()
@@ -428,7 +429,7 @@ class Index:
             return self.search(text, n, flt, image=img, route=route)
 
         enc = self._text_encoder()
-        embed = enc.encode_text if enc is not None else None
+        embed = self._cached_embed(enc)
         pending = Answerer(search, self._generator(generator), self._generate_settings(enc),
                            embed=embed, checker=self._support_checker(embed)
                            ).ask(question or "", picture, k)
@@ -489,6 +490,17 @@ class Index:
         spaces = {n: e for n, e in self.encoders.items()
                   if e.supports_text and n not in self.multivec}
         return spaces.get("text") or next(iter(spaces.values()), None)
+
+    def _cached_embed(self, enc: Encoder | None) -> Callable[[Sequence[str]], Any] | None:
+        """``enc.encode_text`` behind one cache per index, shared by the weak-evidence rule
+        and the support checker (they embed the same source windows)."""
+        from .generate.grounding import memo_embed
+
+        if enc is None:
+            return None
+        if self._embed_cache is None or self._embed_cache[0] is not enc:
+            self._embed_cache = (enc, memo_embed(enc.encode_text))
+        return self._embed_cache[1]
 
     def _generate_settings(self, enc: Encoder | None) -> Any:
         """``generate`` settings with ``min_confidence`` resolved: unset means the value

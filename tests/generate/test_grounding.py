@@ -296,3 +296,23 @@ def test_the_rule_is_off_without_an_embed_function():
     answer = answerer.ask("eggs?").answer
     assert answer.found and gen.calls == 1
     assert isinstance(answer, Answer) and answer.support[0].supported  # lexical only
+
+
+def test_memo_embed_encodes_each_text_once_and_forgets_the_oldest():
+    from mmrag.generate.grounding import memo_embed
+
+    seen: list[str] = []
+
+    def embed(texts):
+        seen.extend(texts)
+        return EMBED(texts)
+
+    cached = memo_embed(embed, max_items=2)
+    first = cached(["a fox", "a vole", "a fox"])
+    assert seen == ["a fox", "a vole"] and first.shape[0] == 3
+    assert np.array_equal(first[0], first[2]) and np.allclose(first[0], EMBED(["a fox"])[0])
+    cached(["a vole", "a fox"])
+    assert seen == ["a fox", "a vole"]  # both cached
+    cached(["snow"])  # evicts the least recently used ("a vole")
+    cached(["a fox", "a vole"])
+    assert seen == ["a fox", "a vole", "snow", "a vole"]

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -293,19 +295,30 @@ def create_checker(name: str, embed: EmbedFn | None = None, *, nli_model: str = 
     return checkers.create(name, embed=embed, model=nli_model, device=device)
 
 
-def memo_embed(embed: EmbedFn) -> EmbedFn:
-    """``embed`` that encodes each distinct text once: the question's confidence check and
-    the answer's support check embed the same source windows within one ask."""
-    cache: dict[str, np.ndarray] = {}
+def memo_embed(embed: EmbedFn, max_items: int = 4096) -> EmbedFn:
+    """``embed`` that encodes each distinct text once while it is among the last
+    ``max_items`` used: the weak-evidence rule and the support check embed the same
+    source windows within one ask, and popular pages recur across asks. Thread-safe (the
+    server answers in several threads); the encoding itself runs outside the lock."""
+    cache: OrderedDict[str, np.ndarray] = OrderedDict()
+    lock = threading.Lock()
 
     def cached(texts: Sequence[str]) -> np.ndarray:
-        todo = [t for t in dict.fromkeys(texts) if t not in cache]
-        if todo:
-            for t, v in zip(todo, np.asarray(embed(todo), dtype=np.float32), strict=True):
-                cache[t] = v
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([cache[t] for t in texts])
+        with lock:
+            known = {t: cache[t] for t in texts if t in cache}
+            for t in known:
+                cache.move_to_end(t)
+        todo = [t for t in dict.fromkeys(texts) if t not in known]
+        if todo:
+            fresh = np.asarray(embed(todo), dtype=np.float32)
+            known.update(zip(todo, fresh, strict=True))
+            with lock:
+                cache.update(zip(todo, fresh, strict=True))
+                while len(cache) > max_items:
+                    cache.popitem(last=False)
+        return np.stack([known[t] for t in texts])
 
     return cached
 
