@@ -24,20 +24,25 @@ from pathlib import Path
 MMRAG = str(Path(sys.executable).with_name("mmrag"))
 
 
-def run(cmd: list[str]) -> tuple[str, float, int]:
-    """stdout, wall seconds, and the child's peak RSS in MiB (GNU time's %M)."""
+def run(cmd: list[str]) -> tuple[str, float, int, float]:
+    """stdout, wall seconds, the child's peak RSS in MiB and its CPU seconds (user +
+    system, GNU time's %M, %U, %S): CPU time is what a loaded machine does not stretch."""
     t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M", *cmd], text=True,
-                          capture_output=True)
+    proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M cpu=%U+%S", *cmd],
+                          text=True, capture_output=True)
     wall = time.perf_counter() - t0
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("maxrss_kb=")]
-    return proc.stdout, wall, int(lines[-1].split("=")[1]) // 1024 if lines else 0
+    if not lines:
+        return proc.stdout, wall, 0, 0.0
+    rss, cpu = lines[-1].split()
+    user, system = cpu.split("=")[1].split("+")
+    return proc.stdout, wall, int(rss.split("=")[1]) // 1024, float(user) + float(system)
 
 
 def evaluate(queries: Path, index: Path, mode: str) -> dict:
-    out, _, _ = run([MMRAG, "eval", str(queries), "--index", str(index), "--mode", mode,
+    out, *_ = run([MMRAG, "eval", str(queries), "--index", str(index), "--mode", mode,
                      "--json"])
     return json.loads(out)
 
@@ -65,18 +70,20 @@ def main() -> None:
     if a.config is not None:
         cmd += ["--config", str(a.config)]
     load = os.getloadavg()[0]
-    out, wall, rss = run(cmd)
+    out, wall, rss, cpu = run(cmd)
     report = json.loads(out)
     after = {m: evaluate(queries, tuned, m) for m in ("dense", "hybrid")}
     result = {"set": str(a.set), "tune": report, "tune_wall_s": round(wall, 1),
-              "tune_peak_rss_mib": rss, "load_1min_at_start": round(load, 1),
+              "tune_peak_rss_mib": rss, "tune_cpu_s": round(cpu, 1),
+              "load_1min_at_start": round(load, 1),
               "before": {m: {"overall": r["overall"], "by_kind": r["by_kind"]}
                          for m, r in before.items()},
               "after": {m: {"overall": r["overall"], "by_kind": r["by_kind"]}
                         for m, r in after.items()}}
     (a.work / "result.json").write_text(json.dumps(result, indent=2))
     print(f"### {a.set.name}: `{' '.join(cmd)}`\n")
-    print(f"tune: {wall:.0f} s wall, peak RSS {rss} MiB, load average {load:.1f} at start; "
+    print(f"tune: {wall:.0f} s wall, {cpu:.0f} CPU s (≈ {cpu / 120:.1f} min on 2 idle cores), "
+          f"peak RSS {rss} MiB, load average {load:.1f} at start; "
           f"{report.get('pseudo_queries')} pseudo-queries from {report.get('passages')} "
           f"passages, {report.get('steps')} steps ({report.get('stopped')}), held-out "
           f"nDCG@10 {report.get('base_score')} → {report.get('best_score')}, "

@@ -46,6 +46,7 @@ class TrainReport:
     losses: list[tuple[int, float]] = field(default_factory=list)   # (step, training loss)
     scores: list[tuple[int, float]] = field(default_factory=list)   # (step, held-out)
     stopped: str = ""                  # budget | early-stopping | max-steps
+    trained_parameters: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +71,27 @@ def heldout_evaluator(heldout: Sequence[Pair], passages: Sequence[Passage], batc
         queries, corpus, relevant, name="heldout", mrr_at_k=[10], ndcg_at_k=[10],
         accuracy_at_k=[1], precision_recall_at_k=[10], map_at_k=[10],
         batch_size=batch_size, write_csv=False, show_progress_bar=False)
+
+
+def freeze_lower_layers(model: Any, train_layers: int) -> int:
+    """Train only the top ``train_layers`` transformer layers (0 = all): the word
+    embeddings (half of MiniLM's weights) and lower layers stay as they are, which cuts
+    the backward pass and the optimizer's work on 2 cores and keeps a few hundred
+    pseudo-queries from pulling the whole model. Returns the trainable parameter count."""
+    import re
+
+    names = [n for n, _ in model.named_parameters()]
+    layers = sorted({int(m.group(1)) for n in names
+                     if (m := re.search(r"\.layers?\.(\d+)\.", n))})
+    if train_layers <= 0 or not layers:
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    keep = set(layers[-train_layers:])
+    count = 0
+    for n, p in model.named_parameters():
+        m = re.search(r"\.layers?\.(\d+)\.", n)
+        p.requires_grad = bool(m and int(m.group(1)) in keep) or "pooler" in n
+        count += p.numel() if p.requires_grad else 0
+    return count
 
 
 def _dataset(pairs: Sequence[Pair], n_neg: int, passages: Sequence[Passage], seed: int):
@@ -126,8 +148,11 @@ def train_text_model(base: str, train: Sequence[Pair], heldout: Sequence[Pair],
     transformers.set_seed(settings.seed)
     model = SentenceTransformer(base, device="cpu", local_files_only=local_files_only)
     model.max_seq_length = settings.max_seq_length
+    trained = freeze_lower_layers(model, settings.train_layers)
     evaluator = heldout_evaluator(heldout, passages, settings.batch_size * 2)
+    t_eval = time.monotonic()
     base_result = evaluator(model)
+    eval_s = time.monotonic() - t_eval     # one held-out evaluation
     metric = evaluator.primary_metric
     base_score = float(base_result[metric])
     reference = base_score if serving_score is None else serving_score
@@ -140,24 +165,27 @@ def train_text_model(base: str, train: Sequence[Pair], heldout: Sequence[Pair],
     work = Path(tempfile.mkdtemp(prefix=".train-", dir=out_dir.parent))
     stopped = {"why": "max-steps"}
 
-    eval_s = time.monotonic() - t0   # one held-out evaluation, measured on the base model
-
     class _Budget(transformers.TrainerCallback):
-        """Reports each step and stops at the time budget, leaving room for the final
-        evaluation (the last steps must be scored to be kept); the budget counts from
-        before the base model was scored."""
+        """Reports each step and stops at the time budget, leaving room for one more step
+        and the final evaluation (the last steps must be scored to be kept). The step
+        time is measured from the second step on: the first one carries the set-up."""
 
-        step_end = 0.0
+        step_end = first_end = 0.0
 
         def on_step_end(self, args, state, control, **kw):
+            nonlocal eval_s
             if on_step is not None:
                 loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h),
                             None)
                 on_step(state.global_step, max_steps,
                         f"loss {loss:.3f}" if loss is not None else "")
             now = time.monotonic()
-            per_step = (now - t0) / max(1, state.global_step)
-            if now - t0 + 2 * per_step + eval_s > budget_s and not control.should_training_stop:
+            if state.global_step == 1:
+                self.first_end = now
+                per_step = now - t0
+            else:
+                per_step = (now - self.first_end) / (state.global_step - 1)
+            if now - t0 + per_step + eval_s > budget_s and not control.should_training_stop:
                 stopped["why"] = "budget"
                 control.should_evaluate = control.should_save = True
                 control.should_training_stop = True
@@ -167,6 +195,7 @@ def train_text_model(base: str, train: Sequence[Pair], heldout: Sequence[Pair],
         def on_evaluate(self, args, state, control, **kw):
             nonlocal eval_s
             eval_s = max(eval_s, time.monotonic() - self.step_end)
+            self.first_end += time.monotonic() - self.step_end  # not a training step's time
 
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work), max_steps=max_steps, per_device_train_batch_size=settings.batch_size,
@@ -208,4 +237,5 @@ def train_text_model(base: str, train: Sequence[Pair], heldout: Sequence[Pair],
         train_pairs=len(train), heldout_pairs=len(heldout), pairs_by_kind=kinds,
         losses=[(int(h["step"]), round(float(h["loss"]), 4)) for h in history if "loss" in h],
         scores=[(s, round(v, 4)) for s, v in scores], stopped=stopped["why"],
+        trained_parameters=trained,
         settings=settings.model_dump())
