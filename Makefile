@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[test,milvus,ocr,server,agent,llm,gemma,media,static,office,email,heif,tables,eval,ray]"
+	$(PIP) install -q -e ".[test,milvus,ocr,server,agent,llm,gemma,media,static,office,email,heif,tables,eval,ray,tune]"
 	touch $(STAMP)
 
 demo: install
