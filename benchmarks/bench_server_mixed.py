@@ -1,6 +1,6 @@
 """HTTP mixed workload: 40 searching, 5 asking (SSE) and 5 uploading clients at once.
 
-    python benchmarks/bench_server_mixed.py [--seconds 60] [--items 10000]
+    python benchmarks/bench_server_mixed.py [--seconds 60] [--warmup 20] [--items 10000]
         [--searchers 40] [--askers 5] [--uploaders 5] [--label TEXT]
 
 The same 10k-item collection and server as ``bench_server.py`` (offline profile, `hashing`
@@ -14,8 +14,10 @@ text encoder, `mmrag serve --data` on 127.0.0.1 in its own process, the default
   poll ``GET /jobs/{id}`` every 0.5 s until the job ends.
 
 An error is a transport error, an unexpected status, an SSE ``error`` event or a failed
-job. The server's RSS is read before the load (after a warm-up search and ask) and after
-it. Writes its section into benchmarks/results/server.md (after the marker
+job. The server's RSS is read after a warm-up search and ask ("cold"), after ``--warmup``
+seconds of the same mixed load whose requests are not counted (caches, thread pools and
+allocator arenas fill there: "before"), and at the end of the measured load ("after"):
+before → after is the figure for memory staying flat. Writes its section into benchmarks/results/server.md (after the marker
 ``MIXED_MARKER``; ``bench_server.py`` keeps that section when it rewrites the file).
 """
 
@@ -48,7 +50,8 @@ from bench_server import (
 )
 
 MIXED_MARKER = "<!-- mixed workload: written by bench_server_mixed.py -->"
-DEFAULTS = {"seconds": 60.0, "items": 10_000, "searchers": 40, "askers": 5, "uploaders": 5}
+DEFAULTS = {"seconds": 60.0, "warmup": 20.0, "items": 10_000, "searchers": 40, "askers": 5,
+            "uploaders": 5}
 
 
 @dataclass
@@ -168,16 +171,19 @@ async def follow(http: httpx.AsyncClient, tally: Tally, url: str) -> None:
     tally.error("POST items", "job still running after 300 s")
 
 
-async def run(base: str, args: argparse.Namespace, tally: Tally) -> float:
+async def run(base: str, args: argparse.Namespace, tally: Tally,
+              seconds: float | None = None, seed: int = 0) -> float:
     clients = args.searchers + args.askers + args.uploaders
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as http:
         t0 = time.monotonic()
-        stop = t0 + args.seconds
+        stop = t0 + (args.seconds if seconds is None else seconds)
         await asyncio.gather(
-            *(searcher(http, tally, stop, random.Random(10 + i)) for i in range(args.searchers)),
-            *(asker(http, tally, stop, random.Random(100 + i)) for i in range(args.askers)),
-            *(uploader(http, tally, stop, random.Random(200 + i), i)
+            *(searcher(http, tally, stop, random.Random(seed + 10 + i))
+              for i in range(args.searchers)),
+            *(asker(http, tally, stop, random.Random(seed + 100 + i))
+              for i in range(args.askers)),
+            *(uploader(http, tally, stop, random.Random(seed + 200 + i), i + 10 * seed)
               for i in range(args.uploaders)))
         return time.monotonic() - t0
 
@@ -223,6 +229,9 @@ def main() -> None:
         try:
             warm(base)
             rss = [rss_mib(proc.pid)]
+            if args.warmup > 0:  # same load, other files and queries; not counted
+                asyncio.run(run(base, args, Tally(), seconds=args.warmup, seed=1))
+            rss.append(rss_mib(proc.pid))
             tally = Tally()
             samples: list[float] = []
             sampler = threading.Thread(target=sample_rss, args=(proc.pid, samples, args),
@@ -271,8 +280,9 @@ def write(args: argparse.Namespace, built: dict, tally: Tally, elapsed: float,
         (f"Errors: {errors} ({detail}). Ingest jobs: {tally.jobs['done']} done, "
         f"{tally.jobs['failed']} failed, {tally.jobs['files']} files added; the collection "
         f"ended with {collection.get('items', '?')} items. Server RSS: {rss[0]:.0f} MiB "
-        f"before the load, {rss[1]:.0f} MiB at its end, {rss[2]:.0f} MiB 10 s later; "
-        f"every {args.seconds / 10:.0f} s of the load: "
+        f"cold, {rss[1]:.0f} MiB before the load (after {args.warmup:.0f} s of warm-up "
+        f"load), {rss[2]:.0f} MiB at its end ({rss[2] - rss[1]:+.0f} MiB), {rss[3]:.0f} MiB "
+        f"10 s later; every {args.seconds / 10:.0f} s of the load: "
         f"{', '.join(f'{x:.0f}' for x in samples)} MiB."),
         "",
         ("`POST ask (SSE)` is timed to the stream's `done` event, `first event` to its first "
