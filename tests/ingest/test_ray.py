@@ -221,3 +221,18 @@ def test_ray_ingest_wiring_clip_profile(tmp_path: Path, tiny_clip_path: Path, cl
         assert scores.keys() == want_vectors[space].keys() and scores, space
         for item_id, score in scores.items():
             assert score == pytest.approx(want_vectors[space][item_id], abs=1e-4)
+
+
+def test_cli_add_with_an_unreachable_cluster_is_one_line(tmp_path: Path, mixed: Path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once this closes
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = subprocess.run([sys.executable, "-m", "mmrag.cli", "add", str(mixed / "notes.md"),
+                          "--index", str(tmp_path / "idx"), "--executor", "ray",
+                          "--address", f"127.0.0.1:{port}"],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "MMRAG_ENCODE__TEXT_ENCODER": "hashing"})
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert f"cannot reach the Ray cluster at '127.0.0.1:{port}'" in run.stderr

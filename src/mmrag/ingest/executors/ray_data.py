@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import socket
 import time
 import warnings
 from collections.abc import Iterator
@@ -99,6 +100,8 @@ def _connect(ray: Any, settings: Settings) -> bool:
     if ray.is_initialized():
         return False
     address = settings.ingest.ray_address or None
+    if address:
+        _reachable(address)
     try:
         with warnings.catch_warnings():  # lancedb warns of every fork; Ray's are exec'd
             warnings.filterwarnings("ignore", "lancedb fork support")
@@ -108,6 +111,20 @@ def _connect(ray: Any, settings: Settings) -> bool:
         raise ConfigError(f"cannot join the Ray cluster at {address or 'a new local one'!r}: "
                           f"{one_line(exc, '')}") from exc
     return True
+
+
+def _reachable(address: str) -> None:
+    """Fail at once on a cluster address nothing listens on: Ray itself retries for
+    minutes, printing warnings, before it gives up."""
+    where = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: "
+                          f"{exc.strerror or exc}") from exc
 
 
 class _Driver:
