@@ -204,7 +204,7 @@ def train_text_model(base: str, train: Sequence[Pair], heldout: Sequence[Pair],
         eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
         save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model=f"eval_{metric}", greater_is_better=True,
-        logging_steps=max(1, min(10, eval_steps // 2)), report_to="none", use_cpu=True,
+        logging_steps=1, report_to="none", use_cpu=True,  # every step: runs are short
         seed=settings.seed, dataloader_num_workers=0, disable_tqdm=True,
         save_only_model=True)
     loss = MultipleNegativesRankingLoss(model, scale=1.0 / settings.temperature)
