@@ -33,7 +33,9 @@ def _tokenizer():
         vocab[word + "</w>"] = len(vocab)
     for ch in "abcdefghijklmnopqrstuvwxyz0123456789":
         vocab[ch] = len(vocab)
-        vocab[ch + "</w>"] = len(vocab)
+        # setdefault: "a</w>" is a word already; a second id for it gave "b" the same id,
+        # and which of the two the tokenizer kept varied from run to run
+        vocab.setdefault(ch + "</w>", len(vocab))
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=TEXT_LEN)
 
 

@@ -112,3 +112,26 @@ def test_caption_model_wiring_adds_captions_to_images_and_figures(tmp_path, pict
         # captions are generated words: they are searchable like any other text
         word = images[0].item.metadata["generated_caption"].split()[0]
         assert index.search(word, k=10, mode="bm25", group_by="item")
+
+
+def test_image_query_finds_passages_through_clip_text_vectors_wiring(tmp_path, pictures,
+                                                                     tiny_clip_path):
+    """encode.clip_text_items: text chunks get CLIP text vectors, so an image query can
+    return a passage; a text query's CLIP list still looks at pictures and pages only."""
+    base = {"vision_model": str(tiny_clip_path), "text_encoder": "hashing"}
+    with Index(tmp_path / "idx", profile="clip", encode=base) as index:
+        assert not index.add(pictures).failed
+        passages = index.search(pictures / "red_square.png", k=10, group_by="item",
+                                filters={"modality": "text"})
+        assert passages and {h.modality for h in passages} == {"text"}
+        assert all(set(h.scores) == {"clip:image"} for h in passages)
+        assert "notes.md" in {h.item.name for h in passages}
+        # a text query restricted to text items gets no CLIP list at all
+        only_text = index.search("red car", k=10, group_by="item", mode="dense",
+                                 filters={"modality": "text"})
+        assert only_text and all("clip:text" not in h.scores for h in only_text)
+    off = {**base, "clip_text_items": False}
+    with Index(tmp_path / "idx2", profile="clip", encode=off) as index:
+        index.add(pictures)
+        assert not index.search(pictures / "red_square.png", k=10, group_by="item",
+                                filters={"modality": "text"})

@@ -888,6 +888,46 @@ def detect(image: Annotated[Path, typer.Argument(help="image file")],
     out.print(f"{len(found)} object(s); wrote {target}", highlight=False)
 
 
+@app.command()
+def classify(images: Annotated[list[Path], typer.Argument(help="image files")],
+             labels: Annotated[str, typer.Option(
+                 help="comma-separated labels, e.g. 'invoice,receipt,chart,photo'")],
+             threshold: Annotated[float | None, typer.Option(
+                 help="calibrated probability a label needs to be a tag (default "
+                      "ingest.auto_tags_threshold)")] = None,
+             index: IndexOpt = DEFAULT_INDEX,
+             model: Annotated[str | None, typer.Option(
+                 "--model", help="CLIP/SigLIP id or path (default: the index's "
+                                 "encode.vision_model)")] = None,
+             config: ConfigOpt = None, as_json: JsonOpt = False,
+             debug: DebugOpt = False) -> None:
+    """Zero-shot labels for images with the clip profile's CLIP/SigLIP model."""
+    _setup(debug)
+    from .config import Settings
+    from .encode.zeroshot import ZeroShot, encoder_for
+    from .generate.detect import load_image
+    from .index import MANIFEST
+
+    if model:
+        settings = Settings.load(config, encode={"vision_model": model})
+    elif (index / MANIFEST).is_file():
+        with _open(index, config=config) as idx:
+            settings = idx.settings
+    else:
+        settings = Settings.load(config)
+    pictures = [load_image(p) for p in images]
+    cut = settings.ingest.auto_tags_threshold if threshold is None else threshold
+    results = ZeroShot(encoder_for(settings), labels, cut).classify(pictures)
+    if as_json:
+        out.print_json(json.dumps([{"image": str(p), **r}
+                                   for p, r in zip(images, results, strict=True)]))
+        return
+    for path, r in zip(images, results, strict=True):
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in r["labels"].items())
+        tags = ", ".join(r["tags"]) or "(none)"
+        out.print(f"{path}: tags {tags}  [{scores}]", highlight=False, markup=False)
+
+
 def main() -> None:
     """Entry point: run the app, turning our errors into one line and an exit code."""
     from .errors import MmragError

@@ -106,6 +106,13 @@ class IngestSettings(BaseModel):
     office_max_zip_ratio: float = Field(
         200.0, gt=1, description="office/zip documents: largest compression ratio of a "
         "member over 1 MiB; more is refused as a zip bomb")
+    auto_tags: list[str] = Field(
+        default_factory=list, description="clip profile: zero-shot labels (e.g. invoice, "
+        "receipt, chart, photo) scored on every image and page render; those above "
+        "auto_tags_threshold go into metadata['tags'] (filterable) and the item's text")
+    auto_tags_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="calibrated probability a label needs to become a "
+        "tag (against neutral prompts; see mmrag.encode.zeroshot)")
     executor: str = Field(
         "local", description="local: this process loads, embeds and commits; ray: a Ray "
         "cluster loads and embeds (mmrag[ray]), this process commits")
@@ -141,6 +148,9 @@ class EncodeSettings(BaseModel):
         "float16", description="colpali profile: how page token matrices are stored")
     image_descriptor: bool = Field(
         True, description="offline profile: add a weight-free image descriptor space")
+    clip_text_items: bool = Field(
+        True, description="clip profile: text chunks also get a CLIP/SigLIP text vector, so "
+        "an image query finds passages, not only pictures and pages")
     device: str = "cpu"
     precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="encoder weight dtype; auto = bfloat16 on CPUs with native bf16 "
@@ -348,6 +358,15 @@ class TuneSettings(BaseModel):
     generator_queries: int = Field(0, ge=0, description="pseudo-queries asked of the "
                                    "configured generator (0 = none; extractive never)")
     seed: int = 0
+    clip_learning_rate: float = Field(1e-5, gt=0, description="--space clip: AdamW rate")
+    clip_batch_size: int = Field(32, ge=2, description="--space clip: pairs per step, "
+                                 "half of them mined hard negatives")
+    clip_steps: int = Field(0, ge=0, description="--space clip: optimizer steps; 0 = as "
+                            "many as minutes allow")
+    clip_lora: bool = Field(False, description="--space clip: train LoRA adapters "
+                            "(mmrag[tune]) and merge them into the saved checkpoint")
+    clip_out: str = Field("", description="--space clip: checkpoint folder; empty = "
+                          "<index>/tuned/clip")
 
 
 class Settings(BaseSettings):

@@ -21,6 +21,7 @@ from .catalog import Catalog, DocRecord
 from .config import Settings
 from .encode.base import Encoder
 from .encode.caption import ImageCaptioner
+from .encode.zeroshot import ZeroShot, zero_shot_encoder
 from .errors import DiskFullError, IngestError, MmragError, disk_full
 from .ingest import load, resolve
 from .ingest.attachments import child_blob, child_doc_id, is_attachment, plausible
@@ -92,6 +93,8 @@ class Ingestion:
         self._ingest = (settings.ingest.model_copy(update={"audio_clips": True})
                         if self._audio_encoders else settings.ingest)
         self.privacy: dict[str, int] = {}  # counts of what privacy settings removed
+        # ingest.auto_tags: zero-shot labels scored on the clip space's image vectors
+        self.tagger = _tagger(settings, encoders)
         # Page renders are JPEG-encoded and written on a second thread while the loader and
         # the encoders go on (PIL and file writes release the GIL); commit waits for them.
         self._writer: ThreadPoolExecutor | None = None
@@ -372,6 +375,11 @@ class Ingestion:
                 vecs = enc.encode_images(images)
             for (idx, _), vec in zip(batch, vecs, strict=True):
                 slot[idx] = vec
+            if self.tagger is not None and enc is self.tagger.encoder:
+                with stage("tags"):
+                    found = self.tagger.tags(vecs)
+                for (idx, _), tags in zip(batch, found, strict=True):
+                    _add_tags(doc.items[idx], tags)
 
     def _encode_audio(self, doc: _Doc, batch: list[tuple[int, np.ndarray]],
                       encoders: dict[str, Encoder]) -> None:
@@ -382,6 +390,14 @@ class Ingestion:
             slot = doc.vectors.setdefault(space, {})
             for (idx, _), vec in zip(batch, vecs, strict=True):
                 slot[idx] = vec
+
+    def _text_into(self, space: str, enc: Encoder) -> bool:
+        """Whether text items also get vectors in this image space: a CLIP/SigLIP dual
+        encoder (``encode.clip_text_items``), so an image query finds passages; not a
+        late-interaction space (its text tower embeds queries only)."""
+        return (self.settings.encode.clip_text_items and enc.supports_text
+                and enc.supports_images and space not in self.multivec
+                and not _takes_audio(enc))
 
     def _commit(self, docs: list[_Doc], report: AddReport) -> None:
         if not docs:
@@ -486,6 +502,12 @@ class Ingestion:
                     for idx, vec in d.vectors.get(space, {}).items():
                         mat[row + idx] = vec
                     row += len(d.items)
+                if self._text_into(space, enc):  # passages join the image–text space
+                    rows = [i for i, it in enumerate(items)
+                            if it.modality == "text" and it.text.strip()]
+                    if rows:
+                        with stage(f"embed:{space}"):
+                            mat[rows] = enc.encode_text([items[i].text for i in rows])
             elif enc.supports_text:
                 rows = [i for i, it in enumerate(items) if _embed_text(it, chunked)]
                 if rows:
@@ -493,6 +515,25 @@ class Ingestion:
                         mat[rows] = enc.encode_text([items[i].text for i in rows])
             out[space] = mat
         return out
+
+
+def _tagger(settings: Settings, encoders: dict[str, Encoder]) -> ZeroShot | None:
+    """The zero-shot labeller of ``ingest.auto_tags``; labels without a CLIP/SigLIP
+    model are a one-line error before anything is read."""
+    if not settings.ingest.auto_tags:
+        return None
+    return ZeroShot(zero_shot_encoder(encoders), settings.ingest.auto_tags,
+                    settings.ingest.auto_tags_threshold)
+
+
+def _add_tags(item: Item, tags: list[str]) -> None:
+    """Tags into metadata (``Filters`` match a list by membership) and into the text, so
+    BM25 and the text space find a picture by its label too."""
+    if not tags:
+        return
+    old = [str(t) for t in item.metadata.get("tags") or []]
+    item.metadata["tags"] = list(dict.fromkeys([*old, *tags]))
+    item.text = f"{item.text}\ntags: {', '.join(tags)}".strip()
 
 
 def _may_be_empty(blob: Blob) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -25,6 +25,7 @@ from .query import Query
 from .rerank import Reranker
 
 SNIPPET_CHARS = 280
+IMAGE_MODALITIES = ("image", "page")  # the items an image encoder embeds as pictures
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -62,7 +63,9 @@ class Searcher:
             lists["bm25"] = Retrieval(self.store.bm25(query.text, n, filters), dense=False)
         if mode in ("hybrid", "dense"):
             for name, vec, space in self._query_vectors(query):
-                lists[name] = Retrieval(self.store.dense(space, vec, n, filters), dense=True)
+                wanted, scope = self._scope(name, space, filters)
+                if wanted:
+                    lists[name] = Retrieval(self.store.dense(space, vec, n, scope), dense=True)
             if query.text:
                 for space in self.multivec:
                     lists[f"{space}:maxsim"] = Retrieval(
@@ -70,6 +73,19 @@ class Searcher:
         if not lists:
             raise QueryError(self._unsupported(query, mode))
         return lists
+
+    def _scope(self, name: str, space: str,
+               filters: Filters | None) -> tuple[bool, Filters | None]:
+        """(run it?, filters) of one dense list. A text query in an image–text space looks
+        at pictures and pages only: passages there (``encode.clip_text_items``) serve image
+        queries, and text-to-text matching is the text space's job, done better there.
+        Not run when the user's modality filter leaves nothing to look at."""
+        enc = self.encoders[space]
+        if not (name.endswith(":text") and enc.supports_images):
+            return True, filters
+        flt = filters or Filters()
+        kinds = [m for m in (flt.modality or list(IMAGE_MODALITIES)) if m in IMAGE_MODALITIES]
+        return bool(kinds), replace(flt, modality=kinds)
 
     def _query_vectors(self, query: Query) -> list[tuple[str, np.ndarray, str]]:
         """(list name, vector, space) for every space able to embed a part of the query."""
