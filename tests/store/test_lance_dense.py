@@ -47,7 +47,7 @@ def test_dense_without_absent_rows_is_exact_and_skips_has_filter(tmp_path, monke
 def test_post_filter_falls_back_when_absent_rows_outrank_present(tmp_path):
     # Every present vector points away from the query (similarity < 0), so the zero
     # vectors stored for absent rows (similarity 0) top the unfiltered search.
-    store = LanceStore(str(tmp_path / "l"), spaces={"image": DIM})
+    store = LanceStore(str(tmp_path / "l"), spaces={"image": DIM}, flat_max_rows=0)
     q = np.zeros(DIM, np.float32)
     q[0] = 1.0
     vecs = unit(np.random.default_rng(2), 30, DIM)
@@ -66,7 +66,7 @@ def test_post_filter_falls_back_when_absent_rows_outrank_present(tmp_path):
 
 
 def test_absent_count_follows_new_writes(tmp_path):
-    store = LanceStore(str(tmp_path / "l"), spaces={"image": DIM})
+    store = LanceStore(str(tmp_path / "l"), spaces={"image": DIM}, flat_max_rows=0)
     q = np.zeros(DIM, np.float32)
     q[0] = 1.0
     vecs = unit(np.random.default_rng(3), 10, DIM)

@@ -11,8 +11,9 @@ Why these choices:
   scan is a few ms), so the ANN index is only built when it pays. The defaults below were
   tuned with ``benchmarks/bench_query.py`` (see ``benchmarks/results/query.md``).
 * Tables under ``flat_max_rows`` answer unfiltered dense queries exactly from an
-  in-memory matrix (numpy, reloaded when the table version changes); LanceDB's own flat
-  scan re-reads the column per query (``benchmarks/results/scale.md`` has the crossover).
+  in-memory matrix (numpy, reloaded when the table version changes, so the first query
+  after a write pays one column read); LanceDB's own flat scan re-reads the column on
+  every query (``benchmarks/results/scale.md`` has the crossover).
 * IVF centroids trained on 20k rows fit 1M rows badly (partitions grow lopsided, recall
   and latency drift), so the row count an index was trained at is kept in its name
   (``vec_<space>_ann_n<rows>``) and the index is retrained once the table holds
