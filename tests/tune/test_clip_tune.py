@@ -215,3 +215,28 @@ def test_recall_counts_distinct_texts_once():
     r = recall_at_1(img, txt, ["a", "b", "b"])
     assert r["chance"] == 0.5
     assert r["image_to_text"] == pytest.approx(2 / 3)  # image 3 ranks "a"/"b" tie → first
+
+
+def test_tune_command_dispatches_space_clip_wiring(tmp_path, pairs_file, tiny_clip_path):
+    from typer.testing import CliRunner
+
+    from mmrag.cli import app
+
+    shapes = tmp_path / "shapes"
+    shapes.mkdir()
+    shape_pairs(1, seed=4)[0][0].save(shapes / "one.png")
+    with Index(tmp_path / "idx", profile="clip",
+               encode={"vision_model": str(tiny_clip_path), "text_encoder": "hashing"}) as ix:
+        assert not ix.add(shapes).failed
+    config = tmp_path / "mmrag.toml"
+    out = tmp_path / "tuned-by-cli"
+    config.write_text(f'[tune]\nclip_steps = 2\nclip_batch_size = 4\nclip_out = "{out}"\n'
+                      f"clip_learning_rate = 0.001\n")
+    result = CliRunner().invoke(app, ["tune", "--space", "clip", "--pairs", str(pairs_file),
+                                      "--index", str(tmp_path / "idx"), "--config",
+                                      str(config), "--json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    report = json.loads(result.stdout)
+    assert report["steps"] == 2 and report["checkpoint"] == str(out)
+    assert report["model"] == str(tiny_clip_path) and not report["switched"]
+    assert CLIPEncoder(str(out)).dim == CLIPEncoder(str(tiny_clip_path)).dim
