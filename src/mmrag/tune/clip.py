@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image
 
 from ..config import Settings
+from ..encode._util import input_side, shrink
 from ..errors import ConfigError, MissingDependencyError
 from ..progress import Progress
 
@@ -437,12 +438,15 @@ def tune_clip(index: Index | None, pairs_path: str | None, from_index: bool, min
     np.random.seed(opts.seed)
     torch.manual_seed(opts.seed)
     train, held = split_pairs(pairs, opts.holdout, opts.seed)
-    images = [_load_image(p.image, settings) for p in train]
-    held_images = [_load_image(p.image, settings) for p in held]
     texts = [p.text for p in train]
 
     threads_before = torch.get_num_threads()
     m = load_model(base, settings.encode.threads)
+    # decoded once and kept, box-reduced while the short side stays >= 2x the model input
+    # (a folder of 12-megapixel photos would not fit in memory otherwise)
+    side = input_side(m.processor)
+    images = [shrink(_load_image(p.image, settings), side) for p in train]
+    held_images = [shrink(_load_image(p.image, settings), side) for p in held]
     accel = _accelerator(opts, settings.encode.device)
     device = accel.device if accel is not None else torch.device(settings.encode.device)
     net = _with_lora(m, opts) if opts.lora else m.model
