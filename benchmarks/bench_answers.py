@@ -77,9 +77,17 @@ commentary, and an extractive answer quotes the document plus its `[n]` and head
 
 Latency: the p50 figures include the sentence support check behind `Answer.grounded`
 (added at the same time by the grounding work) and were taken with the machine's load
-average between 17 and 28 on 2 cores (shared by several engineers), so differences
-between rows are mostly load; the extractive generator itself takes about 16 ms an
-answer under that load (timed on the office set's retrieved hits).
+average between 17 and 28 on 2 cores (shared by several engineers; it fell from 20 to
+about 5 during the gemma run), so differences between rows are mostly load; the
+extractive generator itself takes about 16 ms an answer under that load (timed on the
+office set's retrieved hits).
+
+`gemma` is the bundled 270M-parameter Gemma 3 base model on CPU, text only, given the same
+prompt with the same sources; its latency is prefill of the prompt plus decoding on the
+shared cores. At this size it seldom writes `[n]` markers (1 of 32 answers cites, so its
+citation precision rests on one answer and its citation recall is near 0) and its
+`grounded` (0.57) says that the support check finds little over half of its sentences in
+the sources.
 
 `openai` is the `openai` generator (official SDK) against a local OpenAI-compatible test
 server: `mmrag serve` on 127.0.0.1, a one-note index, extractive generator behind its
