@@ -1,5 +1,5 @@
-"""The `mmrag` command line: add, search, ask, delete, check, optimize, tune, info, eval,
-eval-answers, demo, serve, keys.
+"""The `mmrag` command line: add, search, ask, chat, classify, delete, check, optimize, tune,
+info, eval, eval-answers, demo, serve, mcp, detect, keys.
 
 Errors print as one red line; ``--debug`` (or MMRAG_DEBUG=1) shows the traceback.
 """
