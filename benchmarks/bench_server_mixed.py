@@ -17,7 +17,10 @@ An error is a transport error, an unexpected status, an SSE ``error`` event or a
 job. The server's RSS is read after a warm-up search and ask ("cold"), after ``--warmup``
 seconds of the same mixed load whose requests are not counted (caches, thread pools and
 allocator arenas fill there: "before"), and at the end of the measured load ("after"):
-before → after is the figure for memory staying flat. Writes its section into benchmarks/results/server.md (after the marker
+before → after is the figure for memory staying flat. Then a new server is started on the
+grown collection and given the same warm-up load: its RSS is what the data and warm caches
+take, so the old server's after-load RSS above it is memory the load kept. Writes its
+section into benchmarks/results/server.md (after the marker
 ``MIXED_MARKER``; ``bench_server.py`` keeps that section when it rewrites the file).
 """
 
@@ -211,6 +214,20 @@ def warm(base: str) -> None:
             pass
 
 
+def fresh_rss(data: Path, port: int, log: Path, args: argparse.Namespace) -> float:
+    """RSS of a new server on the grown collection after the same warm-up load: what the
+    data and warm caches take, so after-load RSS above it is memory the load kept."""
+    proc = start_server(data, port, log)
+    try:
+        warm(f"http://127.0.0.1:{port}")
+        if args.warmup > 0:
+            asyncio.run(run(f"http://127.0.0.1:{port}", args, Tally(), seconds=args.warmup,
+                            seed=2))
+        return rss_mib(proc.pid)
+    finally:
+        stop_server(proc)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, value in DEFAULTS.items():
@@ -245,6 +262,7 @@ def main() -> None:
             items = httpx.get(f"{base}/collections/{COLLECTION}", timeout=60).json()
         finally:
             stop_server(proc)
+        rss.append(fresh_rss(data, port, Path(tmp) / "server2.log", args))
     load_after = os.getloadavg()
     write(args, built, tally, elapsed, rss, samples, items, load_before, load_after)
 
@@ -282,7 +300,8 @@ def write(args: argparse.Namespace, built: dict, tally: Tally, elapsed: float,
         f"ended with {collection.get('items', '?')} items. Server RSS: {rss[0]:.0f} MiB "
         f"cold, {rss[1]:.0f} MiB before the load (after {args.warmup:.0f} s of warm-up "
         f"load), {rss[2]:.0f} MiB at its end ({rss[2] - rss[1]:+.0f} MiB), {rss[3]:.0f} MiB "
-        f"10 s later; every {args.seconds / 10:.0f} s of the load: "
+        f"10 s later; a new server on the grown collection, after the same warm-up "
+        f"load: {rss[4]:.0f} MiB; every {args.seconds / 10:.0f} s of the load: "
         f"{', '.join(f'{x:.0f}' for x in samples)} MiB."),
         "",
         ("`POST ask (SSE)` is timed to the stream's `done` event, `first event` to its first "
