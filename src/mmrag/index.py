@@ -281,7 +281,7 @@ class Index:
         except DiskFullError:
             self._after_disk_full()
             raise
-        if "optimize" in report.timings:
+        if ingestion.optimized:
             self._optimized_at = time.monotonic()
         return report
 

@@ -76,6 +76,7 @@ class Ingestion:
                  optimize: bool = True):
         self.settings = settings
         self.optimize = optimize  # fold this run's rows into the indexes at its end
+        self.optimized = False  # it did, and the optimize succeeded
         # see locks.py: commits exclude recovery/checks of other processes, and media
         # written before its commit is kept from garbage collection for the whole run
         self._write_lock = write_lock
@@ -155,12 +156,17 @@ class Ingestion:
             self._commit(pending, report)
             with self._writing():
                 self._commit_aliases(aliases)
-            if (report.added or report.replaced) and self.optimize:
-                self._optimize()
+            self._optimize_after(report)
         report.seconds = time.perf_counter() - t0
         report.timings = times.as_dict()
         report.privacy, self.privacy = self.privacy, {}
         return report
+
+    def _optimize_after(self, report: AddReport) -> None:
+        """End of a local run: optimize if it wrote rows and ``Index.add`` asked for it
+        (``ingest.optimize_interval_s``)."""
+        if (report.added or report.replaced) and self.optimize:
+            self._optimize()
 
     def _optimize(self) -> None:
         """Fold the run's rows into the store's indexes. Not fatal: they are committed and
@@ -168,6 +174,7 @@ class Ingestion:
         try:
             with stage("optimize"), self._writing():
                 self.store.optimize()
+            self.optimized = True
         except Exception as exc:  # noqa: BLE001 - the rows are committed already
             log.warning("could not optimize the store (%s); search works, and `mmrag "
                         "optimize` retries", one_line(exc, ""))

@@ -146,7 +146,7 @@ class _Driver:
                 self._ingest(planned, metadata, report, times, bar)
             with self.ing._writing():
                 self.ing._commit_aliases(aliases)
-            if report.added or report.replaced:
+            if report.added or report.replaced:  # a bulk add: always folded in at once
                 self.ing._optimize()
         report.seconds = time.perf_counter() - t0
         report.timings = times.as_dict()
